@@ -1,0 +1,151 @@
+"""`discriminator`: local tasks that need no cluster.
+
+  discriminator validate FILE...          check training/eval records, print a summary
+  discriminator synth --n N --out DIR     synthetic labelled discharge notes (train/eval/test)
+  discriminator import-medec CSV --out F  convert the public MEDEC benchmark
+  discriminator make-tiny-model --out DIR the tiny offline base model for tests and the demo
+
+The jobs that use Ray (train, tune, score, evaluate) are `python -m ray_jobs.<job>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from discriminator.data import read_records, summarize
+
+    result = read_records(args.files)
+    tok = None
+    if args.tokenizer:
+        from discriminator.modeling import load_tokenizer
+
+        tok = load_tokenizer(args.tokenizer)
+    summary = summarize(result, tok)
+    for p in result.problems:
+        print(f"invalid: {p}")
+    for later, first in result.duplicates[:50]:
+        print(f"duplicate note: {later} repeats {first}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"rows {summary['rows']}  valid {summary['valid']}  invalid {summary['invalid']}  "
+            f"good {summary['good']}  error {summary['error']}  duplicates {summary['duplicates']}"
+        )
+        if summary["categories"]:
+            print("categories: " + ", ".join(f"{k} {v}" for k, v in summary["categories"].items()))
+        for unit in ("words", "tokens"):
+            if summary.get(unit):
+                print(
+                    f"note length ({unit}): "
+                    + "  ".join(f"{k} {v}" for k, v in summary[unit].items())
+                )
+    return 1 if result.problems else 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from discriminator.synth import write_splits
+
+    stats = write_splits(
+        args.out,
+        args.n,
+        seed=args.seed,
+        error_rate=args.error_rate,
+        categories=args.categories,
+        length=args.length,
+    )
+    splits = stats.get("splits", {})
+    sizes = ", ".join(
+        f"{k} {v.get('n', v) if isinstance(v, dict) else v}" for k, v in splits.items()
+    )
+    print(f"wrote {args.out}/{{train,eval,test}}.jsonl and stats.json ({sizes or args.n} notes)")
+    return 0
+
+
+def _import_medec(args: argparse.Namespace) -> int:
+    from discriminator.medec import ATTRIBUTION, convert_medec, write_jsonl
+
+    records, skipped = convert_medec(args.csv)
+    write_jsonl(records, args.out)
+    n_err = sum(r["category"] != "good" for r in records)
+    print(
+        f"wrote {len(records)} records to {args.out} ({n_err} with an error, {skipped} empty rows skipped)"
+    )
+    print(f"data: {ATTRIBUTION}")
+    return 0
+
+
+def _make_tiny_model(args: argparse.Namespace) -> int:
+    from discriminator import modeling
+
+    texts = modeling.build_tiny_corpus(args.notes, args.seed, args.length)
+    out = modeling.make_tiny_model(args.out, texts, vocab_size=args.vocab_size, seed=args.seed)
+    print(f"tiny model written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="discriminator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check JSONL/parquet records; exit 1 if any row is invalid")
+    p.add_argument("files", nargs="+", help="JSONL or parquet files, folders or globs")
+    p.add_argument("--tokenizer", help="tokenizer/model dir: adds note lengths in tokens")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("synth", help="write synthetic labelled discharge notes")
+    p.add_argument("--n", type=int, default=1000, help="number of notes (all splits)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--error-rate", type=float, default=0.5, help="share of notes with an error")
+    p.add_argument(
+        "--categories",
+        nargs="+",
+        default=None,
+        help="restrict injected errors to these categories (default: all five)",
+    )
+    p.add_argument(
+        "--length",
+        choices=["realistic", "short"],
+        default="realistic",
+        help="realistic: hundreds to thousands of words; short: ~120-350 words (CPU demos)",
+    )
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("import-medec", help="convert the MEDEC benchmark CSV to JSONL records")
+    p.add_argument("csv", help="MEDEC CSV (e.g. MEDEC-MS-ValidationSet-...-ErrorType.csv)")
+    p.add_argument("--out", required=True, help="output JSONL file")
+    p.set_defaults(func=_import_medec)
+
+    p = sub.add_parser("make-tiny-model", help="build the tiny offline base model")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--notes", type=int, default=2000, help="synthetic notes to train the tokenizer on"
+    )
+    p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
+    p.add_argument("--length", choices=["realistic", "short"], default="short")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_make_tiny_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

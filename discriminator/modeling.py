@@ -1,0 +1,329 @@
+"""Base models: loading (NF4 / bf16), LoRA config, and the models built without a hub.
+
+- `bnb_config` / `lora_config`: small translators from our typed config to the libraries'.
+- `load_tokenizer` / `load_base_model`: real models from a local path or hub id, exactly as
+  users run them (safetensors only, `trust_remote_code` never on).
+- `make_tiny_model`: a small Llama-architecture model with a BPE tokenizer trained on synthetic
+  notes and a Llama-3.1-style chat template with the real special tokens, built offline in seconds.
+- `shape_config` / `make_shape_model`: the Llama-3.1-8B shape with random weights, for GPU
+  benchmarks and memory dry-runs (speed does not depend on the weights' values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from discriminator.config import LoraSection, ModelConfig
+
+if TYPE_CHECKING:
+    import torch
+
+# Llama-3 special tokens (the ids differ in the tiny model; the strings are the real ones).
+BOS, EOS, EOT = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"
+HEADER_START, HEADER_END = "<|start_header_id|>", "<|end_header_id|>"
+PAD = "<|finetune_right_pad_id|>"
+SPECIAL_TOKENS = [BOS, EOS, HEADER_START, HEADER_END, EOT, PAD]
+
+# Llama-3.1's template without its tool-calling and date preamble.
+CHAT_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    " + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{%- endif %}"
+)
+
+# Llama-3's pre-tokenizer split.
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def bnb_config(cfg: ModelConfig) -> Any:
+    """NF4 + double quant + compute dtype, or None when the base is not quantized."""
+    if cfg.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=cfg.double_quant,
+        bnb_4bit_compute_dtype=torch_dtype(cfg.dtype),
+        bnb_4bit_quant_storage=torch_dtype(cfg.dtype),  # lets FSDP/DDP treat weights uniformly
+    )
+
+
+def lora_config(cfg: LoraSection) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(path), trust_remote_code=False)
+    if tok.pad_token is None:
+        # Llama-3.1 ships a reserved pad token; padding with eos would mask real eos labels.
+        vocab = tok.get_vocab()
+        tok.pad_token = PAD if PAD in vocab else tok.eos_token
+    return tok
+
+
+def load_base_model(cfg: ModelConfig, device_map: Any = None, dtype: str | None = None) -> Any:
+    """The base model as configured (4-bit NF4 or plain), safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {
+        "dtype": torch_dtype(dtype or cfg.dtype),
+        "attn_implementation": cfg.attn_implementation,
+        "use_safetensors": True,
+        "trust_remote_code": False,
+    }
+    quant = bnb_config(cfg)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    return AutoModelForCausalLM.from_pretrained(resolve_model(cfg.name_or_path), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny offline model
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> Any:
+    """A byte-level BPE tokenizer (Llama-3 pre-tokenizer split) with the Llama-3 special tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOT,  # generation stops at end of turn, as in Llama-3.1-Instruct
+        pad_token=PAD,
+        model_max_length=1 << 20,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_llama_config(vocab_size: int, **overrides: Any) -> Any:
+    from transformers import LlamaConfig
+
+    base = dict(
+        vocab_size=vocab_size,
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    )
+    base.update(overrides)
+    return LlamaConfig(**base)
+
+
+def make_tiny_model(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    vocab_size: int = 4096,
+    seed: int = 0,
+    **model_overrides: Any,
+) -> Path:
+    """Build the tiny offline base model (random weights) into `out_dir`; returns the path."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(texts, vocab_size=vocab_size)
+    config = tiny_llama_config(len(tok), **model_overrides)
+    config.bos_token_id = tok.bos_token_id
+    config.eos_token_id = tok.convert_tokens_to_ids(EOT)
+    config.pad_token_id = tok.pad_token_id
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "tiny_model.json").write_text(
+        json.dumps({"vocab_size": len(tok), "seed": seed, **model_overrides}, indent=2)
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape-only models (random weights, real shapes)
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "llama-3.1-8b": dict(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=128000,
+        eos_token_id=128009,
+    ),
+}
+
+
+def shape_config(name: str) -> Any:
+    from transformers import LlamaConfig
+
+    if name not in SHAPES:
+        raise ValueError(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+    return LlamaConfig(**SHAPES[name])
+
+
+def count_parameters(config: Any) -> int:
+    """Parameters of a model built from `config`, without allocating it (meta device)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def make_shape_model(
+    out_dir: str | Path,
+    name: str,
+    texts: Iterable[str],
+    device: str = "cpu",
+    dtype: str = "bfloat16",
+    seed: int = 0,
+) -> Path:
+    """Save a random-weight model of a real architecture (e.g. `llama-3.1-8b`) with a tokenizer.
+
+    The tokenizer is a BPE trained on `texts` with the model's vocabulary size, so token counts
+    of synthetic notes are realistic; weights are drawn with the model's own initialiser.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = shape_config(name)
+    tok = train_tokenizer(texts, vocab_size=min(config.vocab_size, 32000))
+    config.bos_token_id = tok.bos_token_id
+    config.eos_token_id = tok.convert_tokens_to_ids(EOT)
+    config.pad_token_id = tok.pad_token_id
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype(dtype))
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="5GB")
+    tok.save_pretrained(out)
+    del model
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# `name_or_path: tiny`: the tiny model, built on first use and cached
+
+TINY = "tiny"
+# What the cached tiny model is built from; any change gives a new cache entry.
+TINY_RECIPE: dict[str, Any] = {"notes": 2000, "seed": 0, "length": "short", "vocab_size": 4096}
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "clinical-discriminator"
+    return Path(os.environ.get("DISCRIMINATOR_CACHE", default))
+
+
+def _tiny_key() -> str:
+    import discriminator.synth as synth
+
+    h = hashlib.sha256(json.dumps(TINY_RECIPE, sort_keys=True).encode())
+    for src in [*sorted(Path(synth.__file__).parent.glob("*.py")), Path(__file__)]:
+        h.update(src.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build_tiny_corpus(n: int, seed: int, length: str) -> list[str]:
+    from discriminator import prompt
+    from discriminator.synth import generate_records
+
+    records = generate_records(n, seed=seed, length=length)
+    texts = [r["note"] for r in records] + [r["reason"] for r in records]
+    return [*texts, prompt.SYSTEM_PROMPT, prompt.format_answer("good")]
+
+
+def resolve_model(name_or_path: str) -> str:
+    """`tiny` -> the cached tiny model's directory (built atomically if missing); else unchanged."""
+    if name_or_path != TINY:
+        return name_or_path
+    final = cache_dir() / f"tiny-{_tiny_key()}"
+    if (final / "config.json").exists():
+        return str(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=final.parent))
+    r = TINY_RECIPE
+    make_tiny_model(
+        tmp,
+        build_tiny_corpus(r["notes"], r["seed"], r["length"]),
+        vocab_size=r["vocab_size"],
+        seed=r["seed"],
+    )
+    try:
+        os.rename(tmp, final)  # atomic: concurrent builders on one node agree on one copy
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)

@@ -1,0 +1,33 @@
+"""Process environment for the jobs: quiet, offline-friendly defaults and Ray start-up."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# Defaults a user can still override in their environment.
+ENV_DEFAULTS = {
+    # Ray's print patch makes `datasets` fingerprinting dump bytecode into worker logs.
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+def set_env_defaults() -> None:
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def init_ray(**kwargs: Any) -> Any:
+    """Connect to RAY_ADDRESS (a cluster, or the job's cluster under `ray job submit`), else
+    start a local instance. Workers started locally inherit this process's environment."""
+    set_env_defaults()
+    import ray
+
+    if ray.is_initialized():
+        return ray.get_runtime_context()
+    kwargs.setdefault("log_to_driver", True)
+    if not os.environ.get("RAY_ADDRESS"):
+        kwargs.setdefault("include_dashboard", False)
+    return ray.init(**kwargs)

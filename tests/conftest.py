@@ -1,0 +1,55 @@
+"""Shared fixtures: the tiny offline model (built once per session), env for offline Ray/HF."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def synth_records():
+    """A few hundred short synthetic notes (deterministic)."""
+    from discriminator.synth import generate_records
+
+    return generate_records(400, seed=0, error_rate=0.5, length="short")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, synth_records) -> Path:
+    """The tiny offline Llama (random weights, BPE trained on synthetic notes)."""
+    from discriminator import modeling, prompt
+
+    texts = [r["note"] for r in synth_records] + [r["reason"] for r in synth_records]
+    texts += [prompt.SYSTEM_PROMPT, prompt.format_answer("good")]
+    out = tmp_path_factory.mktemp("tiny-model")
+    return modeling.make_tiny_model(out, texts, vocab_size=2048, seed=0)

@@ -1,0 +1,71 @@
+"""Model translators, the tiny offline model in 4-bit on CPU, and the 8B shape."""
+
+from __future__ import annotations
+
+import torch
+
+from discriminator import modeling
+from discriminator.config import LoraSection, ModelConfig
+
+
+def test_bnb_config_translator():
+    q = modeling.bnb_config(ModelConfig())
+    assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4"
+    assert q.bnb_4bit_use_double_quant is True
+    assert q.bnb_4bit_compute_dtype == torch.bfloat16
+    assert modeling.bnb_config(ModelConfig(quantization="none")) is None
+    q32 = modeling.bnb_config(ModelConfig(dtype="float32", double_quant=False))
+    assert q32.bnb_4bit_compute_dtype == torch.float32 and not q32.bnb_4bit_use_double_quant
+
+
+def test_lora_config_translator():
+    lc = modeling.lora_config(LoraSection(r=8, alpha=16, dropout=0.1))
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout) == (8, 16, 0.1)
+    assert set(lc.target_modules) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }  # fmt: skip
+    assert lc.task_type == "CAUSAL_LM"
+
+
+def test_tiny_model_tokenizer_has_llama_special_tokens(tiny_model_dir):
+    tok = modeling.load_tokenizer(str(tiny_model_dir))
+    for t in modeling.SPECIAL_TOKENS:
+        ids = tok(t, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, t  # each special token is one id, never split
+    assert tok.eos_token == "<|eot_id|>" and tok.pad_token == "<|finetune_right_pad_id|>"
+    text = "Admission Date: 2024-05-01. Metoprolol 25 mg PO BID."
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    assert (tiny_model_dir / "model.safetensors").exists()
+    assert not list(tiny_model_dir.glob("*.bin"))
+
+
+def test_tiny_model_loads_in_4bit_on_cpu(tiny_model_dir):
+    import bitsandbytes as bnb
+
+    cfg = ModelConfig(name_or_path=str(tiny_model_dir), quantization="nf4", dtype="float32")
+    model = modeling.load_base_model(cfg)
+    layer = model.model.layers[0]
+    for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        assert isinstance(getattr(layer.self_attn, name), bnb.nn.Linear4bit)
+    for name in ("gate_proj", "up_proj", "down_proj"):
+        assert isinstance(getattr(layer.mlp, name), bnb.nn.Linear4bit)
+    tok = modeling.load_tokenizer(str(tiny_model_dir))
+    ids = tok("Name: Ann", return_tensors="pt")
+    with torch.no_grad():
+        q_logits = model(**ids).logits
+    full = modeling.load_base_model(
+        ModelConfig(name_or_path=str(tiny_model_dir), quantization="none", dtype="float32")
+    )
+    with torch.no_grad():
+        f_logits = full(**ids).logits
+    assert torch.isfinite(q_logits).all()
+    # NF4 is lossy but close: the 4-bit model is the same network
+    rel = (q_logits - f_logits).norm() / f_logits.norm()
+    assert rel < 0.2, rel
+
+
+def test_llama31_8b_shape_has_8b_parameters():
+    cfg = modeling.shape_config("llama-3.1-8b")
+    n = modeling.count_parameters(cfg)
+    assert 8.0e9 < n < 8.1e9, n
+    assert cfg.num_key_value_heads == 8 and cfg.rope_scaling["rope_type"] == "llama3"
