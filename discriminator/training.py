@@ -1,0 +1,475 @@
+"""QLoRA SFT on Ray Train: data preparation (driver), the per-worker loop, and the adapter export.
+
+Flow: `prepare_data` (driver: validate, truncate, measure lengths; stops before any worker
+starts when the data is invalid) -> `build_trainer` (a `TorchTrainer` whose workers run
+`train_loop_per_worker`) -> `fit` -> `export_adapter` (driver: the final adapter directory).
+
+The worker loop is flat: setup_model, setup_data, train (TRL `SFTTrainer`, loss on the completion
+only), with `RayTrainReportCallback` turning every Hugging Face checkpoint into a Ray checkpoint,
+so a restarted worker group resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from discriminator import __version__, prompt
+from discriminator.config import TrainConfig, dump_yaml, from_dict, to_dict
+from discriminator.data import load_valid
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+def log0(msg: str) -> None:
+    """Print from rank 0 only (the driver shows worker output)."""
+    try:
+        import ray.train
+
+        if ray.train.get_context().get_world_rank() != 0:
+            return
+    except Exception:
+        pass
+    print(f"[train] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side: data
+
+
+@dataclass
+class PreparedData:
+    train: list[dict[str, Any]]  # prompt-completion records (+ "id")
+    eval: list[dict[str, Any]]
+    max_length: int  # prompt + completion tokens of the longest example
+    stats: dict[str, Any]
+
+
+def _prepare_split(
+    records: list[Any], tokenizer: Any, max_note_tokens: int
+) -> tuple[list, int, int]:
+    out, longest, truncated = [], 0, 0
+    for rec in records:
+        fitted = prompt.fit_note(rec.note, tokenizer, max_note_tokens)
+        truncated += fitted.truncated
+        pc = prompt.prompt_completion(fitted.note, rec.reason)
+        full = tokenizer.apply_chat_template(pc["prompt"] + pc["completion"], tokenize=True)
+        if hasattr(full, "keys"):
+            full = full["input_ids"]
+        longest = max(longest, len(full))
+        out.append({"id": rec.id, **pc})
+    return out, longest, truncated
+
+
+def prepare_data(cfg: TrainConfig, tokenizer: Any) -> PreparedData:
+    """Validate and format the data on the driver (raises `DataError` naming file:line)."""
+    train = load_valid(cfg.data.train_path, cfg.data.on_invalid)
+    eval_ = load_valid(cfg.data.eval_path, cfg.data.on_invalid) if cfg.data.eval_path else None
+    train_recs = train.records[: cfg.data.max_train_samples]
+    eval_recs = eval_.records[: cfg.data.max_eval_samples] if eval_ else []
+    budget = cfg.data.max_prompt_tokens - prompt.prompt_overhead(tokenizer)
+    if budget < 32:
+        raise ValueError(
+            f"data.max_prompt_tokens={cfg.data.max_prompt_tokens} leaves {budget} tokens for the "
+            "note after the system prompt; raise it"
+        )
+    train_pc, train_long, train_trunc = _prepare_split(train_recs, tokenizer, budget)
+    eval_pc, eval_long, eval_trunc = _prepare_split(eval_recs, tokenizer, budget)
+    stats = {
+        "train_records": len(train_pc),
+        "eval_records": len(eval_pc),
+        "train_skipped_invalid": len(train.problems),
+        "eval_skipped_invalid": len(eval_.problems) if eval_ else 0,
+        "train_truncated": train_trunc,
+        "eval_truncated": eval_trunc,
+        "duplicates": len(train.duplicates),
+    }
+    # max_length covers the longest prompt + answer + end of turn: no answer is ever cut.
+    return PreparedData(train_pc, eval_pc, max(train_long, eval_long) + 1, stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+def _device() -> Any:
+    import ray.train.torch
+
+    return ray.train.torch.get_device()
+
+
+def disable_cpu_inference_repack(model: Any) -> int:
+    """Keep bitsandbytes from repacking 4-bit weights for CPU inference during training.
+
+    On CPUs with AVX512-BF16, an eval-mode forward without grad repacks `Linear4bit` weights
+    in place; training the same instance afterwards gives silently wrong LoRA gradients. The
+    evaluation inside training is exactly that forward, so the fast path is turned off here.
+    """
+    n = 0
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
+
+
+def setup_model(cfg: TrainConfig, device: Any) -> Any:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from discriminator.modeling import load_base_model, lora_config
+
+    model = load_base_model(cfg.model, device_map={"": device})
+    if cfg.model.quantization != "none":
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=cfg.optim.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+        disable_cpu_inference_repack(model)
+    model.config.use_cache = False
+    return get_peft_model(model, lora_config(cfg.lora))
+
+
+class ProgressCallback(TrainerCallback):
+    """Rank-0 progress line: step, loss, real (non-padding) tokens/s, ETA."""
+
+    def __init__(self) -> None:
+        self.t0 = self.last_t = time.time()
+        self.last_tokens = 0
+        self.start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.t0 = self.last_t = time.time()
+        self.start_step = state.global_step
+        self.last_tokens = state.num_input_tokens_seen
+        if state.global_step:
+            log0(f"resumed from checkpoint at step {state.global_step}")
+        log0(f"training to step {state.max_steps}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        now = time.time()
+        tokens = state.num_input_tokens_seen
+        tps = (tokens - self.last_tokens) / max(now - self.last_t, 1e-9)
+        self.last_t, self.last_tokens = now, tokens
+        done = state.global_step - self.start_step
+        eta = (now - self.t0) / max(done, 1) * (state.max_steps - state.global_step)
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        parts += [f"{k} {logs[k]:.4g}" for k in ("loss", "eval_loss", "learning_rate") if k in logs]
+        if "loss" in logs:
+            parts.append(f"tokens/s {tps:,.0f}")
+        parts.append(f"eta {eta:,.0f}s")
+        log0("  ".join(parts))
+
+
+def _sft_config(
+    cfg: TrainConfig, out_dir: str, max_length: int, has_eval: bool, on_gpu: bool
+) -> Any:
+    from trl import SFTConfig
+
+    o, r = cfg.optim, cfg.run
+    bf16 = on_gpu and cfg.model.dtype == "bfloat16"
+    return SFTConfig(
+        output_dir=out_dir,
+        num_train_epochs=o.num_train_epochs,
+        max_steps=o.max_steps,
+        learning_rate=o.learning_rate,
+        per_device_train_batch_size=o.per_device_train_batch_size,
+        per_device_eval_batch_size=o.per_device_eval_batch_size,
+        gradient_accumulation_steps=o.gradient_accumulation_steps,
+        warmup_steps=o.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=o.lr_scheduler_type,
+        weight_decay=o.weight_decay,
+        max_grad_norm=o.max_grad_norm,
+        optim=o.optim,
+        seed=o.seed,
+        data_seed=o.seed,
+        gradient_checkpointing=o.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        ddp_find_unused_parameters=False,
+        bf16=bf16,
+        fp16=False,
+        use_cpu=not on_gpu,
+        logging_steps=r.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=r.eval_steps if has_eval else None,
+        save_strategy="steps",  # RayTrainReportCallback reports only on save
+        save_steps=r.save_steps,
+        save_total_limit=1,  # local copies; Ray keeps run.num_to_keep in storage
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        max_length=max_length,
+        completion_only_loss=True,
+        packing=False,
+        dataset_num_proc=None,
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+        save_only_model=False,
+    )
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker. `loop_config`: {"cfg": asdict(TrainConfig), "data": ref}."""
+    import ray
+    import ray.train
+    import torch
+    from datasets import Dataset
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+    from trl import SFTTrainer
+
+    from discriminator.modeling import load_tokenizer
+
+    cfg = from_dict(TrainConfig, loop_config["cfg"])
+    data: PreparedData = ray.get(loop_config["data"])
+    ctx = ray.train.get_context()
+    device = _device()
+    on_gpu = torch.cuda.is_available() and device.type == "cuda"
+    torch.manual_seed(cfg.optim.seed)
+
+    tokenizer = load_tokenizer(cfg.model.name_or_path)
+    model = setup_model(cfg, device)
+    if ctx.get_world_rank() == 0:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log0(f"model {cfg.model.name_or_path} ({cfg.model.quantization}), {trainable:,} trainable")
+
+    columns = ["prompt", "completion"]
+    train_ds = Dataset.from_list([{k: r[k] for k in columns} for r in data.train])
+    eval_ds = (
+        Dataset.from_list([{k: r[k] for k in columns} for r in data.eval]) if data.eval else None
+    )
+
+    work = tempfile.mkdtemp(prefix="sft-")
+    callbacks = [RayTrainReportCallback(), ProgressCallback()]
+    if ctx.get_world_rank() == 0 and loop_config.get("tensorboard_dir"):
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(loop_config["tensorboard_dir"])))
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(cfg, work, data.max_length, eval_ds is not None, on_gpu),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    resume = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        ckpt_dir = checkpoint.to_directory(os.path.join(work, "resume"))
+        resume = os.path.join(ckpt_dir, RayTrainReportCallback.CHECKPOINT_NAME)
+        check_checkpoint_dir(resume)
+    trainer.train(resume_from_checkpoint=resume)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def check_checkpoint_dir(path: str | Path) -> None:
+    """A clear error for a corrupted or partial checkpoint instead of a deep library trace."""
+    p = Path(path)
+    missing = [f for f in (*ADAPTER_FILES, "trainer_state.json") if not (p / f).is_file()]
+    if missing:
+        raise RuntimeError(f"checkpoint {p} is incomplete (missing {', '.join(missing)})")
+    try:
+        json.loads((p / "trainer_state.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RuntimeError(f"checkpoint {p} has an unreadable trainer_state.json: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side: trainer and export
+
+
+def build_trainer(
+    cfg: TrainConfig,
+    data: PreparedData,
+    storage_path: str | None = None,
+    name: str | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The `TorchTrainer` for one training run (also one Tune trial)."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    storage = os.path.abspath(storage_path or cfg.run.storage_path)
+    name = name or cfg.run.name
+    has_eval = bool(data.eval)
+    scaling = ScalingConfig(
+        num_workers=cfg.run.num_workers,
+        use_gpu=cfg.run.use_gpu,
+        resources_per_worker={"CPU": cfg.run.cpus_per_worker}
+        | ({"GPU": 1} if cfg.run.use_gpu else {}),
+    )
+    run_config = RunConfig(
+        storage_path=storage,
+        name=name,
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=cfg.run.num_to_keep,
+            checkpoint_score_attribute="eval_loss" if has_eval else None,
+            checkpoint_score_order="min",
+        ),
+        failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+        callbacks=callbacks,
+    )
+    loop_config = {
+        "cfg": to_dict(cfg),
+        "data": ray.put(data),
+        "tensorboard_dir": os.path.join(storage, name, "tensorboard"),
+    }
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=scaling,
+        run_config=run_config,
+    )
+
+
+def latest_checkpoint_dir(result: Any) -> Path:
+    """The HF checkpoint folder inside the run's latest Ray checkpoint."""
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint (check run.save_steps)")
+    return Path(result.checkpoint.path) / "checkpoint"
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+MODEL_CARD = """# Clinical discharge-note discriminator (LoRA adapter)
+
+Fine-tuned with QLoRA from `{base}` to answer `{{"reason": "good"}}` or a short description of the
+error in a hospital discharge note (clinical logic, timeline, PHI/identity, justification,
+structure). Prompt version `{prompt_version}`; package `clinical-discriminator` {version}.
+
+- LoRA r={r}, alpha={alpha}, dropout={dropout}, targets {targets}
+- base quantization: {quant}; steps: {steps}; final train loss: {train_loss}; eval loss: {eval_loss}
+- training records: {n_train}; evaluation records: {n_eval}
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+
+model = AutoModelForCausalLM.from_pretrained("{base}", device_map="auto")
+model = PeftModel.from_pretrained(model, "{out}")
+tokenizer = AutoTokenizer.from_pretrained("{out}")
+```
+
+Score note archives with `python -m ray_jobs.score --adapter {out} --input NOTES --output DIR`.
+"""
+
+
+def export_adapter(
+    cfg: TrainConfig,
+    checkpoint_dir: str | Path,
+    out_dir: str | Path,
+    metrics: dict[str, Any],
+    data_stats: dict[str, Any],
+) -> Path:
+    """Write the final adapter directory: safetensors adapter, tokenizer + chat template,
+    resolved config, prompt version, metrics and a model card."""
+    from discriminator.modeling import load_tokenizer
+
+    src, out = Path(checkpoint_dir), Path(out_dir)
+    check_checkpoint_dir(src)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(src / name, out / name)
+    load_tokenizer(cfg.model.name_or_path).save_pretrained(out)
+    (out / "train_config.yaml").write_text(dump_yaml(cfg))
+    state = json.loads((src / "trainer_state.json").read_text())
+    history = state.get("log_history", [])
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    summary = {
+        "global_step": state.get("global_step"),
+        "final_train_loss": train_losses[-1] if train_losses else None,
+        "final_eval_loss": eval_losses[-1] if eval_losses else None,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        "num_input_tokens_seen": state.get("num_input_tokens_seen"),
+        "data": data_stats,
+        "ray_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
+        "log_history": history,
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    provenance = {
+        "prompt_version": prompt.PROMPT_VERSION,
+        "package_version": __version__,
+        "git_sha": _git_sha(),
+        "base_model": cfg.model.name_or_path,
+        "adapter_sha256": sha256_file(out / "adapter_model.safetensors"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": to_dict(cfg),
+    }
+    (out / "discriminator.json").write_text(json.dumps(provenance, indent=2))
+
+    def fmt(x: Any) -> str:
+        return "n/a" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+
+    (out / "README.md").write_text(
+        MODEL_CARD.format(
+            base=cfg.model.name_or_path,
+            prompt_version=prompt.PROMPT_VERSION,
+            version=__version__,
+            r=cfg.lora.r,
+            alpha=cfg.lora.alpha,
+            dropout=cfg.lora.dropout,
+            targets=", ".join(cfg.lora.target_modules),
+            quant=cfg.model.quantization,
+            steps=summary["global_step"],
+            train_loss=fmt(summary["final_train_loss"]),
+            eval_loss=fmt(summary["final_eval_loss"]),
+            n_train=data_stats.get("train_records"),
+            n_eval=data_stats.get("eval_records"),
+            out=out,
+        )
+    )
+    return out
+
+
+def merge_adapter(
+    base: str, adapter_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16"
+) -> Path:
+    """Export base + adapter merged into plain weights (bf16 by default), safetensors."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from discriminator.modeling import load_tokenizer, torch_dtype
+
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
+    )
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    out = Path(out_dir)
+    merged.save_pretrained(out, safe_serialization=True)
+    load_tokenizer(base).save_pretrained(out)
+    return out

@@ -1,0 +1,74 @@
+"""Fine-tune the discriminator: QLoRA SFT of Llama-3.1-8B-Instruct on Ray Train.
+
+On this machine (starts a local Ray instance):
+    python -m ray_jobs.train --config ray_jobs/configs/smoke.yaml
+On a Ray cluster (use absolute, shared paths for data, storage and output):
+    ray job submit --working-dir . -- python -m ray_jobs.train \\
+        --config ray_jobs/configs/llama31_8b_qlora.yaml --set run.storage_path=/shared/ray
+The seed's flags still work and land in the same config:
+    python -m ray_jobs.train --train_data train.jsonl --eval_data eval.jsonl \\
+        --output_dir ./llama3-discriminator-v2 --num_train_epochs 4 --learning_rate 1e-4 \\
+        --per_device_train_batch_size 1 --gradient_accumulation_steps 16
+Re-running with the same run.name and run.storage_path resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from discriminator.config import (
+    ConfigError,
+    TrainConfig,
+    add_config_args,
+    add_seed_train_flags,
+    dump_yaml,
+    load_config,
+    seed_flags_to_tree,
+)
+from discriminator.data import DataError
+from discriminator.runtime import init_ray
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ray_jobs.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_args(parser)
+    add_seed_train_flags(parser)
+    parser.add_argument("--merge", action="store_true", help="also export a merged bf16 model")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(TrainConfig, args.config, args.overrides, seed_flags_to_tree(args))
+    except ConfigError as e:
+        parser.error(str(e))
+    cfg.run.merge = cfg.run.merge or args.merge
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+
+    from discriminator import training
+    from discriminator.modeling import load_tokenizer
+
+    try:  # validated before Ray starts: bad data never reaches a worker
+        data = training.prepare_data(cfg, load_tokenizer(cfg.model.name_or_path))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"[train] data: {data.stats}; max_length {data.max_length}", flush=True)
+    init_ray()
+    result = training.build_trainer(cfg, data).fit()
+    out = training.export_adapter(
+        cfg, training.latest_checkpoint_dir(result), cfg.run.output_dir, result.metrics, data.stats
+    )
+    print(f"[train] adapter written to {out}", flush=True)
+    if cfg.run.merge:
+        merged = training.merge_adapter(cfg.model.name_or_path, out, f"{out}-merged")
+        print(f"[train] merged model written to {merged}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
