@@ -1,0 +1,55 @@
+"""Evaluate scorer output against labelled notes: metrics.json, PNG plots and report.html.
+
+Usage (local, or on the cluster through Ray's job API; no Ray objects are needed):
+
+    python -m ray_jobs.evaluate --labels data/eval.jsonl --scores runs/scores --out runs/eval
+    ray job submit --working-dir . -- python -m ray_jobs.evaluate \
+        --labels data/eval.jsonl --scores runs/scores --out runs/eval --threshold 0.3
+
+Precedence: defaults < --config YAML < --labels/--scores/--out/--threshold < --set key=value.
+Without --threshold the scorer's verdicts decide. The output folder is created owner-only and
+holds no note text; stdout gets a short summary (counts and metrics, no ids).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from discriminator.config import ConfigError, EvalConfig, add_config_args, dump_yaml, load_config
+from discriminator.data import DataError
+from discriminator.metrics import EvalError, format_summary
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    parser.add_argument("--labels", help="labelled records (JSONL or parquet)")
+    parser.add_argument("--scores", help="folder of the scorer's parquet output")
+    parser.add_argument("--out", help="output folder for metrics.json and report.html")
+    parser.add_argument("--threshold", type=float, help="p_error >= T means error")
+    args = parser.parse_args(argv)
+    flags = {k: getattr(args, k) for k in ("labels", "scores", "out", "threshold")}
+    extra = {k: v for k, v in flags.items() if v is not None}
+    return load_config(EvalConfig, args.config, args.overrides, extra), args.print_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg, print_only = parse_args(argv)
+        if print_only:
+            print(dump_yaml(cfg), end="")
+            return 0
+        from discriminator.report import evaluate
+
+        metrics = evaluate(cfg.labels, cfg.scores, cfg.out, cfg.threshold, cfg.id_column)
+    except (ConfigError, DataError, EvalError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_summary(metrics))
+    print(f"report: {cfg.out}/report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
