@@ -435,3 +435,67 @@ class ScoreConfig:
     io: ScoreIOSection = field(default_factory=ScoreIOSection)
     scoring: ScoringSection = field(default_factory=ScoringSection)
     resources: ScoreResources = field(default_factory=ScoreResources)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameter search (ray_jobs.tune)
+
+
+@dataclass
+class SearchSection:
+    num_samples: int = 8
+    """Trials to run (points_to_evaluate count towards it)."""
+    ranks: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    """LoRA ranks to choose from (uniformly)."""
+    lr_min: float = 5e-5
+    """Lower bound of the learning rate (log-uniform)."""
+    lr_max: float = 5e-4
+    """Upper bound of the learning rate (log-uniform)."""
+    alpha_multiple: float | None = 2.0
+    """LoRA alpha = multiple x rank; null keeps the base config's lora.alpha for every rank."""
+    points_to_evaluate: list[dict[str, Any]] = field(default_factory=list)
+    """Trials run first, in order, e.g. the seed recipe {r: 16, learning_rate: 1e-4}."""
+    algorithm: Literal["random", "optuna"] = "random"
+    """random: Tune's seeded random search; optuna: TPE (needs `pip install optuna`)."""
+    max_concurrent_trials: int | None = None
+    """Trials at a time; null: cluster GPUs // GPUs per trial (CPUs // CPUs per trial on CPU)."""
+    seed: int = 0
+    """Seed of the search algorithm (the trials' training seed is train.optim.seed)."""
+
+
+@dataclass
+class AshaSection:
+    metric: str = "eval_loss"
+    """Metric reported by the trials that ranks them."""
+    mode: Literal["min", "max"] = "min"
+    """Whether a lower or higher metric is better."""
+    time_attr: Literal["training_iteration", "step", "epoch"] = "training_iteration"
+    """Progress measure: evaluations reported (training_iteration), optimizer steps or epochs."""
+    grace_period: float = 1.0
+    """No trial is stopped before this much progress (in time_attr units)."""
+    reduction_factor: float = 2.0
+    """At each rung only the best 1/reduction_factor of trials continue."""
+    max_t: float = 4.0
+    """Progress at which every trial stops (the full training length in time_attr units)."""
+
+
+@dataclass
+class SweepRunSection:
+    storage_path: str = "runs/ray"
+    """Tune storage (a shared filesystem on a cluster): the sweep lives in <storage_path>/<name>."""
+    name: str = "discriminator-sweep"
+    """Sweep name; re-running with the same storage_path and name resumes the sweep."""
+
+
+@dataclass
+class TuneConfig:
+    """Config of `ray_jobs.tune`: a Ray Tune search over LoRA rank, alpha and learning rate."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Base training config of every trial (the search overrides lora.r/alpha, learning rate)."""
+    search: SearchSection = field(default_factory=SearchSection)
+    """Search space, algorithm and concurrency."""
+    asha: AshaSection = field(default_factory=AshaSection)
+    """ASHA early stopping."""
+    run: SweepRunSection = field(default_factory=SweepRunSection)
+    """Where the sweep is stored and what it is called."""

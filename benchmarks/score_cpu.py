@@ -1,0 +1,245 @@
+"""CPU scoring throughput: the Ray Data pipeline vs a plain in-process loop, same notes and batches.
+
+    python -m benchmarks.score_cpu --notes 64
+
+Builds the tiny offline model and a random LoRA adapter in a temp dir, writes N synthetic notes,
+then measures on the same machine in the same run:
+  - in-process: the same `prepare_batch` + `Scorer` called in a loop in this process (no Ray),
+    with as many torch threads as one scorer actor gets (`resources.cpus_per_actor`);
+  - pipeline: `run_scoring` end to end (Ray Data, one scorer actor, parquet written), at N notes
+    and at 10x N notes, with the peak resident memory of the driver plus every process of the
+    local Ray cluster (sampled from /proc every 0.2 s).
+Pipeline times include starting the actor and loading the model (the fixed cost that a real
+archive amortises); the in-process row reports its load time separately.
+Writes benchmarks/results/score_cpu.json with machine info, versions and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import threading
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = [
+    "patient",
+    "admitted",
+    "discharge",
+    "date",
+    "metoprolol",
+    "25",
+    "mg",
+    "daily",
+    "allergy",
+    "penicillin",
+    "history",
+    "chest",
+    "pain",
+    "left",
+    "right",
+    "follow-up",
+    "clinic",
+    "MRN",
+    "name",
+    "age",
+    "male",
+    "female",
+    "hospital",
+    "course",
+    "labs",
+    "normal",
+    "elevated",
+    "troponin",
+    "creatinine",
+    "lisinopril",
+    "aspirin",
+    "CT",
+    "scan",
+    "impression",
+    "plan",
+]
+
+
+def make_notes(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(80, 400))) for _ in range(n)]
+
+
+def build_model(root: Path) -> tuple[Path, Path]:
+    import torch
+    from peft import get_peft_model
+
+    from discriminator import modeling, prompt
+    from discriminator.config import LoraSection, ModelConfig
+
+    texts = [*make_notes(300, seed=1), prompt.SYSTEM_PROMPT, prompt.format_answer("good")]
+    base_dir = modeling.make_tiny_model(root / "tiny", texts, vocab_size=2048, seed=0)
+    base = modeling.load_base_model(
+        ModelConfig(name_or_path=str(base_dir), quantization="none", dtype="float32")
+    )
+    model = get_peft_model(base, modeling.lora_config(LoraSection(r=8)))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    model.save_pretrained(root / "adapter", safe_serialization=True)
+    modeling.load_tokenizer(str(base_dir)).save_pretrained(root / "adapter")
+    return base_dir, root / "adapter"
+
+
+class PeakRSS:
+    """Peak of (driver RSS + RSS of every process whose command line names `marker`)."""
+
+    def __init__(self, marker: str):
+        self.marker, self.peak, self._stop = marker.encode(), 0, threading.Event()
+
+    def _sample(self) -> int:
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                mine = int(pid) == os.getpid()
+                if not mine and self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return total
+
+    def __enter__(self) -> PeakRSS:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self._sample())
+                self._stop.wait(0.2)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def in_process(cfg, n_notes: int) -> dict:
+    import pyarrow as pa
+    import torch
+
+    from discriminator import scoring
+    from discriminator.config import to_dict
+
+    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_actor)))  # what one actor gets
+    tok = scoring.tokenizer_path(cfg)
+    t0 = time.perf_counter()
+    scorer = scoring.Scorer(to_dict(cfg), tok)
+    load_s = time.perf_counter() - t0
+    chunks = scoring.plan_chunks(scoring.expand_inputs(cfg.io.input), cfg.io.chunk_rows)
+    t0 = time.perf_counter()
+    items = pa.Table.from_pylist([{**c.__dict__, "part": c.part} for c in chunks])
+    prepared = pa.concat_tables(
+        [scoring.prepare_batch(items.slice(i, 1), to_dict(cfg), tok) for i in range(len(chunks))]
+    )
+    rows = 0
+    for start in range(0, prepared.num_rows, cfg.scoring.rows_per_call):
+        rows += scorer(prepared.slice(start, cfg.scoring.rows_per_call)).num_rows
+    wall = time.perf_counter() - t0
+    assert rows == n_notes
+    return {"mode": "in-process", "notes": rows, "load_s": load_s, "wall_s": wall}
+
+
+def pipeline(cfg, n_notes: int, marker: str) -> dict:
+    from discriminator import scoring
+
+    with PeakRSS(marker) as mem:
+        t0 = time.perf_counter()
+        manifest = scoring.run_scoring(cfg)
+        wall = time.perf_counter() - t0
+    assert manifest["rows"] == n_notes and manifest["counts"] == {"ok": n_notes}
+    return {"mode": "ray-data", "notes": n_notes, "wall_s": wall, "peak_rss_mb": mem.peak / 2**20}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--notes", type=int, default=64, help="notes for the throughput comparison")
+    ap.add_argument("--generate", default="never", choices=["never", "threshold", "always"])
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_cpu.json"))
+    args = ap.parse_args()
+
+    import ray
+
+    from discriminator.config import ScoreConfig, load_config
+
+    root = Path(tempfile.mkdtemp(prefix="sb", dir="/tmp"))
+    base_dir, adapter = build_model(root)
+    ray_tmp = str(root / "ray")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=ray_tmp, log_to_driver=False)
+    results = []
+    for mult in (1, 10):
+        n = args.notes * mult
+        path = root / f"notes{n}.jsonl"
+        path.write_text("".join(json.dumps({"note": t}) + "\n" for t in make_notes(n, seed=mult)))
+        cfg = load_config(
+            ScoreConfig,
+            REPO / "ray_jobs/configs/smoke_score.yaml",
+            [f"model.name_or_path={base_dir}", f"adapter={adapter}",
+             f"scoring.generate={args.generate}", f"io.input=[{path}]",
+             f"io.output={root / f'out{n}'}"],
+        )  # fmt: skip
+        if mult == 1:
+            results.append(in_process(cfg, n))
+        results.append(pipeline(cfg, n, ray_tmp))
+    ray.shutdown()
+    shutil.rmtree(root, ignore_errors=True)
+
+    print(
+        f"{'mode':<11} {'notes':>6} {'wall s':>8} {'notes/s':>8} {'load s':>7} {'peak RSS MB':>12}"
+    )
+    for r in results:
+        r["notes_per_s"] = r["notes"] / r["wall_s"]
+        print(f"{r['mode']:<11} {r['notes']:>6} {r['wall_s']:>8.2f} {r['notes_per_s']:>8.2f} "
+              f"{r.get('load_s', float('nan')):>7.2f} {r.get('peak_rss_mb', float('nan')):>12.0f}")  # fmt: skip
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    report = {
+        "benchmark": "score_cpu",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpu": cpu,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "versions": {p: version(p) for p in ("torch", "ray", "transformers", "peft", "pyarrow")},
+        "settings": {
+            "notes": args.notes,
+            "generate": args.generate,
+            "model": "tiny (4 layers)",
+            "batching": "smoke_score.yaml",
+            "actor_cpus": 1,
+            "torch_threads": 1,
+        },
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
