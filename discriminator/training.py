@@ -220,51 +220,56 @@ def _sft_config(
     )
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker. `loop_config`: {"cfg": asdict(TrainConfig), "data": ref}."""
-    import ray
-    import ray.train
+def build_sft_trainer(
+    cfg: TrainConfig, data: PreparedData, device: Any, work_dir: str, callbacks: list[Any]
+) -> Any:
+    """TRL `SFTTrainer` on prompt-completion records: loss on the answer (+ end of turn) only."""
     import torch
     from datasets import Dataset
-    from ray.train.huggingface.transformers import RayTrainReportCallback
     from trl import SFTTrainer
 
     from discriminator.modeling import load_tokenizer
 
-    cfg = from_dict(TrainConfig, loop_config["cfg"])
-    data: PreparedData = ray.get(loop_config["data"])
-    ctx = ray.train.get_context()
-    device = _device()
-    on_gpu = torch.cuda.is_available() and device.type == "cuda"
+    on_gpu = torch.cuda.is_available() and torch.device(device).type == "cuda"
     torch.manual_seed(cfg.optim.seed)
-
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     model = setup_model(cfg, device)
-    if ctx.get_world_rank() == 0:
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log0(f"model {cfg.model.name_or_path} ({cfg.model.quantization}), {trainable:,} trainable")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log0(f"model {cfg.model.name_or_path} ({cfg.model.quantization}), {trainable:,} trainable")
 
-    columns = ["prompt", "completion"]
-    train_ds = Dataset.from_list([{k: r[k] for k in columns} for r in data.train])
-    eval_ds = (
-        Dataset.from_list([{k: r[k] for k in columns} for r in data.eval]) if data.eval else None
-    )
+    def to_ds(rows: list[dict[str, Any]]) -> Any:
+        return Dataset.from_list(
+            [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+        )
 
-    work = tempfile.mkdtemp(prefix="sft-")
-    callbacks = [RayTrainReportCallback(), ProgressCallback()]
-    if ctx.get_world_rank() == 0 and loop_config.get("tensorboard_dir"):
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
-
-        callbacks.append(TensorBoardCallback(SummaryWriter(loop_config["tensorboard_dir"])))
-    trainer = SFTTrainer(
+    eval_ds = to_ds(data.eval) if data.eval else None
+    return SFTTrainer(
         model=model,
-        args=_sft_config(cfg, work, data.max_length, eval_ds is not None, on_gpu),
-        train_dataset=train_ds,
+        args=_sft_config(cfg, work_dir, data.max_length, eval_ds is not None, on_gpu),
+        train_dataset=to_ds(data.train),
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker. `loop_config`: {"cfg": asdict(TrainConfig), "data": ref}."""
+    import ray
+    import ray.train
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    cfg = from_dict(TrainConfig, loop_config["cfg"])
+    data: PreparedData = ray.get(loop_config["data"])
+    rank = ray.train.get_context().get_world_rank()
+    work = tempfile.mkdtemp(prefix="sft-")
+    callbacks = [RayTrainReportCallback(), ProgressCallback()]
+    if rank == 0 and loop_config.get("tensorboard_dir"):
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(SummaryWriter(loop_config["tensorboard_dir"])))
+    trainer = build_sft_trainer(cfg, data, _device(), work, callbacks)
     resume = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:

@@ -1,0 +1,343 @@
+"""Training: loss mask, invariants in-process, and the Ray Train job (2 CPU workers, 4-bit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from discriminator import training
+from discriminator.config import TrainConfig, load_config
+from discriminator.modeling import load_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "ray_jobs" / "configs" / "smoke.yaml"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory, synth_records):
+    d = tmp_path_factory.mktemp("train-data")
+    for name, rows in (("train", synth_records[:32]), ("eval", synth_records[32:40])):
+        with open(d / f"{name}.jsonl", "w") as fh:
+            for r in rows:
+                fh.write(json.dumps({k: r[k] for k in ("id", "note", "reason")}) + "\n")
+    return d
+
+
+def _cfg(model_dir, data_dir, *overrides: str) -> TrainConfig:
+    return load_config(
+        TrainConfig,
+        SMOKE,
+        [
+            f"model.name_or_path={model_dir}",
+            f"data.train_path={data_dir / 'train.jsonl'}",
+            f"data.eval_path={data_dir / 'eval.jsonl'}",
+            *overrides,
+        ],
+    )
+
+
+def test_loss_mask_is_the_answer_plus_end_of_turn(tiny_model_dir, data_files, tmp_path):
+    cfg = _cfg(tiny_model_dir, data_files)
+    tok = load_tokenizer(str(tiny_model_dir))
+    data = training.prepare_data(cfg, tok)
+    trainer = training.build_sft_trainer(cfg, data, "cpu", str(tmp_path), [])
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    for i, rec in enumerate(data.train[:4]):
+        ids, labels = batch["input_ids"][i], batch["labels"][i]
+        answer = rec["completion"][0]["content"]
+        assert tok.decode(ids[labels != -100]) == answer + "<|eot_id|>"
+        # the supervised tokens are one contiguous run at the end of the real tokens
+        where = (labels != -100).nonzero().flatten()
+        assert (where.diff() == 1).all()
+        assert int(where[-1]) == int(batch["attention_mask"][i].sum()) - 1
+
+
+def test_max_length_never_cuts_an_answer(tiny_model_dir, data_files):
+    cfg = _cfg(tiny_model_dir, data_files, "data.max_prompt_tokens=600")
+    tok = load_tokenizer(str(tiny_model_dir))
+    data = training.prepare_data(cfg, tok)
+    assert data.stats["train_truncated"] > 0  # short budget: notes were cut in the middle
+    for rec in data.train:
+        full = tok.apply_chat_template(rec["prompt"] + rec["completion"], tokenize=True)
+        full = full["input_ids"] if hasattr(full, "keys") else full
+        assert len(full) < data.max_length
+        assert len(full) <= 600 + 120  # prompt budget + answer
+
+
+def _quantized_state(model) -> dict[str, torch.Tensor]:
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters()
+        if not p.requires_grad and "lora" not in n
+    }
+
+
+def test_lora_changes_base_does_not_and_loss_falls(tiny_model_dir, data_files, tmp_path):
+    cfg = _cfg(
+        tiny_model_dir,
+        data_files,
+        "data.max_train_samples=2",
+        "data.eval_path=null",
+        "optim.max_steps=15",
+        "optim.learning_rate=1e-2",
+        "optim.per_device_train_batch_size=2",
+        "run.save_steps=1000",
+        "run.logging_steps=1",
+    )
+    data = training.prepare_data(cfg, load_tokenizer(str(tiny_model_dir)))
+    trainer = training.build_sft_trainer(cfg, data, "cpu", str(tmp_path), [])
+    model = trainer.model
+    base_before = _quantized_state(model)
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert lora_before and all("lora_" in n for n in lora_before)
+    trainer.train()
+    for n, p in model.named_parameters():
+        if n in base_before:
+            assert torch.equal(p.detach(), base_before[n]), f"base weight {n} changed"
+    changed = [
+        n
+        for n, p in model.named_parameters()
+        if n in lora_before and not torch.equal(p.detach(), lora_before[n])
+    ]
+    assert len(changed) == len(lora_before)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_training_after_eval_keeps_correct_lora_gradients(tiny_model_dir, data_files):
+    """The bitsandbytes CPU trap: an eval-mode forward must not change later LoRA gradients."""
+    cfg = _cfg(tiny_model_dir, data_files)
+    tok = load_tokenizer(str(tiny_model_dir))
+    ids = tok("Name: Ann Lee. Admission Date: 2024-05-01.", return_tensors="pt")["input_ids"]
+
+    def grads(run_eval_first: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = training.setup_model(cfg, "cpu")
+        for n, p in model.named_parameters():  # non-zero B so A gets gradients too
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.02)
+        if run_eval_first:
+            model.eval()
+            with torch.no_grad():
+                model(input_ids=ids)
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    fresh, after_eval = grads(False), grads(True)
+    assert fresh.keys() == after_eval.keys() and fresh
+    for n in fresh:
+        rel = (fresh[n] - after_eval[n]).norm() / (fresh[n].norm() + 1e-12)
+        assert rel < 1e-4, (n, float(rel))
+
+
+def test_invalid_data_stops_before_any_worker(tmp_path, capsys):
+    import ray
+
+    from ray_jobs import train
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"note": "fine", "reason": ""}\nnot json\n{"note": 7}\n')
+    rc = train.main(
+        ["--config", str(SMOKE), "--train_data", str(bad), "--set", "data.eval_path=null"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{bad}:2: not valid JSON" in err and f"{bad}:3: 'note' must be a string" in err
+    assert not ray.is_initialized()
+
+
+def test_print_config_resolves_seed_flags(capsys):
+    from ray_jobs import train
+
+    rc = train.main(
+        ["--config", str(SMOKE), "--learning_rate", "2e-4", "--output_dir", "x", "--print-config"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "learning_rate: 0.0002" in out and "output_dir: x" in out
+
+
+def _run_train(args: list[str], timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ray_jobs.train", *args],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_smoke_job_trains_with_two_workers_and_exports(tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    proc = _run_train(
+        [
+            "--config", str(SMOKE),
+            "--set", f"run.storage_path={tmp_path / 'ray'}",
+            "--set", f"run.output_dir={out}",
+            "--merge",
+        ]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "from rank 1" in log  # two Ray Train workers reported
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "train_config.yaml",
+        "metrics.json",
+        "discriminator.json",
+        "README.md",
+    ):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))
+    prov = json.loads((out / "discriminator.json").read_text())
+    assert prov["prompt_version"] == "v1" and len(prov["adapter_sha256"]) == 64
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 4 and metrics["final_eval_loss"] is not None
+    assert list((tmp_path / "ray" / "smoke" / "tensorboard").glob("events.out.tfevents.*"))
+    # the seed's inference snippet: base + PeftModel.from_pretrained(dir)
+    base_path = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), str(out))
+    assert any("lora_B" in n and p.abs().sum() > 0 for n, p in model.named_parameters())
+    merged = Path(f"{out}-merged")
+    assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
+
+
+def _ray_train_workers(pid: int) -> list:
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "RayTrainWorker" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_from_last_checkpoint(tmp_path):
+    storage = tmp_path / "ray"
+    args = [
+        "--config", str(SMOKE),
+        "--set", f"run.storage_path={storage}",
+        "--set", f"run.output_dir={tmp_path / 'adapter'}",
+        "--set", "optim.max_steps=12",
+        "--set", "run.num_workers=2",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ray_jobs.train", *args],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((storage / "smoke").glob("checkpoint_*")):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            time.sleep(0.5)
+        workers = _ray_train_workers(proc.pid)
+        assert workers, "no Ray Train worker process found"
+        workers[0].send_signal(signal.SIGKILL)  # a real process kill mid-training
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output[-3000:]
+    resumed = [int(m) for m in re.findall(r"resumed from checkpoint at step (\d+)", output)]
+    assert resumed and min(resumed) >= 2, output[-3000:]
+    metrics = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
+    assert metrics["global_step"] == 12
+    steps = [h["step"] for h in metrics["log_history"] if "loss" in h]
+    assert steps == sorted(steps) and steps[-1] == 12  # continued, not restarted
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_smoke_job_through_ray_job_submit(tmp_path):
+    """`ray start --head` on loopback, then `ray job submit --working-dir .` runs the smoke job."""
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    gcs, dash = _free_port(), _free_port()
+    temp = Path(f"/tmp/rt{os.getpid()}")
+    env = _env()
+    head = subprocess.Popen(
+        [
+            ray_bin, "start", "--head", "--block",
+            "--node-ip-address=127.0.0.1", f"--port={gcs}",
+            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+            f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=true",
+            f"--ray-client-server-port={_free_port()}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        address = f"http://127.0.0.1:{dash}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            st = subprocess.run(
+                [ray_bin, "status", f"--address=127.0.0.1:{gcs}"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if "Active:" in st.stdout:
+                break
+            time.sleep(1)
+        out = tmp_path / "adapter"
+        job = subprocess.run(
+            [
+                ray_bin, "job", "submit", f"--address={address}", "--working-dir", ".", "--",
+                "python", "-m", "ray_jobs.train", "--config", "ray_jobs/configs/smoke.yaml",
+                "--set", f"run.storage_path={tmp_path / 'ray'}", "--set", f"run.output_dir={out}",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )  # fmt: skip
+        assert job.returncode == 0, (job.stdout + job.stderr)[-3000:]
+        assert "succeeded" in job.stdout
+        assert (out / "adapter_model.safetensors").is_file()
+    finally:
+        head.send_signal(signal.SIGTERM)  # this head only; never the host-wide `ray stop`
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            head.kill()
