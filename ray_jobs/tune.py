@@ -1,0 +1,54 @@
+"""Search LoRA rank, alpha and learning rate with Ray Tune (ASHA early stopping on eval loss).
+
+On this machine (starts a local Ray instance):
+    python -m ray_jobs.tune --config ray_jobs/configs/smoke_sweep.yaml
+On a Ray cluster (use absolute, shared paths for data and storage):
+    ray job submit --working-dir . -- python -m ray_jobs.tune --config ray_jobs/configs/llama31_8b_sweep.yaml
+    (add e.g. --set run.storage_path=/shared/ray --set train.data.train_path=/shared/train.jsonl)
+Outputs go to <run.storage_path>/<run.name>/: trials.csv, summary.json, best.yaml (train config of
+the best trial), best-adapter/, sweep.png. Re-running the same command resumes an interrupted
+sweep; finished trials are not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from discriminator.config import ConfigError, TuneConfig, add_config_args, dump_yaml, load_config
+from discriminator.data import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ray_jobs.tune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(TuneConfig, args.config, args.overrides)
+    except ConfigError as e:
+        parser.error(str(e))
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+
+    from discriminator import training, tuning
+    from discriminator.modeling import load_tokenizer
+
+    try:  # everything checked before Ray starts: a bad config or bad data runs no trial
+        tuning.check_sweep_config(cfg)
+        data = training.prepare_data(cfg.train, load_tokenizer(cfg.train.model.name_or_path))
+    except (ValueError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"[tune] data: {data.stats}; max_length {data.max_length}", flush=True)
+    tuning.init_ray_for_sweep()
+    outcome = tuning.run_sweep(cfg, data)
+    return 0 if outcome.complete else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
