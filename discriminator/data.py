@@ -86,7 +86,24 @@ def check_row(obj: Any) -> str | None:
     reason = obj.get("reason")
     if reason is not None and not isinstance(reason, str):
         return f"'reason' must be a string or null, got {_type_name(reason)}"
+    for key, value in (("note", note), ("reason", reason)):
+        if bad := _unpaired_surrogate(value):
+            return f"{key!r} is not valid Unicode (unpaired surrogate at character {bad - 1})"
     return None
+
+
+def _unpaired_surrogate(text: str | None) -> int:
+    """1 + the position of the first unpaired surrogate (JSON `"\\ud800"`), else 0.
+
+    Such strings cannot be encoded as UTF-8: tokenizers and parquet writers raise on them.
+    """
+    if not text:
+        return 0
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start + 1
+    return 0
 
 
 def _make_record(obj: dict[str, Any], source: str, line: int) -> Record:
@@ -102,7 +119,8 @@ def _make_record(obj: dict[str, Any], source: str, line: int) -> Record:
 
 
 def iter_jsonl_rows(path: str | Path) -> Any:
-    """Yield (line_no, obj | None, problem | None) for every non-blank line of a JSONL file."""
+    """Yield (line_no, obj | None, problem | None) for every line of a JSONL file; a blank line
+    gives (line_no, None, None)."""
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh, start=1):
             if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -119,6 +137,12 @@ def iter_jsonl_rows(path: str | Path) -> Any:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 yield i, None, f"not valid JSON ({e.msg} at column {e.colno})"
+                continue
+            except RecursionError:
+                yield i, None, "not valid JSON (nested too deeply)"
+                continue
+            if obj is None:  # JSON `null` is a row (invalid), not a blank line
+                yield i, None, check_row(obj)
                 continue
             yield i, obj, None
 
@@ -144,7 +168,11 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES)
+            out += sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES and f.is_file()
+            )
         elif any(ch in str(p) for ch in "*?["):
             out += sorted(Path(f) for f in glob.glob(str(p), recursive=True))
         else:
@@ -207,7 +235,11 @@ def read_records(paths: str | Path | list[str | Path]) -> ReadResult:
             problems += file_problems
             items = [(i, obj, None) for i, obj in parquet_rows]
         elif path.suffix in JSONL_SUFFIXES:
-            items = list(iter_jsonl_rows(path))
+            try:
+                items = list(iter_jsonl_rows(path))
+            except OSError as e:  # a folder named *.jsonl, no permission, I/O error
+                problems.append(Problem(src, 0, f"cannot read file: {type(e).__name__}"))
+                continue
         else:
             problems.append(Problem(src, 0, f"unsupported file type {path.suffix or '(none)'}"))
             continue

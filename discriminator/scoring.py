@@ -470,13 +470,22 @@ def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
                 continue
             rid = obj.get(id_col) if isinstance(obj, dict) else None
             note_id = str(rid) if rid is not None and str(rid).strip() else None
+            if note_id is not None:  # an unpaired surrogate cannot go into parquet: escape it
+                note_id = note_id.encode("utf-8", "backslashreplace").decode("utf-8")
             row["note_id"] = note_id or derive_note_id(source, line)
             problem = problem or _note_problem(obj, text_col)
             if problem:
                 rows.append({**row, "status": "invalid_input", "error": problem})
                 continue
             note = obj[text_col]
-            ids, truncated = fit_prompt(tok, note, c.scoring.max_prompt_tokens)
+            try:
+                ids, truncated = fit_prompt(tok, note, c.scoring.max_prompt_tokens)
+            except Exception as e:  # one untokenizable note must not fail its whole chunk
+                log.warning(
+                    "tokenization failed for note_id=%s: %s", row["note_id"], type(e).__name__
+                )
+                rows.append({**row, "status": "failed", "error": scrub_error(e, "tokenization")})
+                continue
             row.update(input_ids=ids, n_tokens=len(ids), truncated=truncated, status="pending")
             if c.io.keep_text:
                 row["note"] = note
@@ -621,13 +630,16 @@ class Scorer:
             self.torch.cuda.empty_cache()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
 def check_adapter(path: str) -> None:
     """Adapters load from safetensors only; pickle weights are refused."""
     p = Path(path)
     if not (p / "adapter_config.json").exists():
         raise ScoreError(f"{path}: not a PEFT adapter directory (no adapter_config.json)")
     if not (p / "adapter_model.safetensors").exists():
-        pickled = [f.name for f in p.glob("*.bin")] + [f.name for f in p.glob("*.pt")]
+        pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_SUFFIXES)
         why = f" (pickle files refused: {', '.join(pickled)})" if pickled else ""
         raise ScoreError(f"{path}: adapter_model.safetensors not found{why}")
 

@@ -273,11 +273,47 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     resume = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
-        ckpt_dir = checkpoint.to_directory(os.path.join(work, "resume"))
-        resume = os.path.join(ckpt_dir, RayTrainReportCallback.CHECKPOINT_NAME)
-        check_checkpoint_dir(resume)
+        resume = resume_dir(checkpoint, os.path.join(work, "resume"))
     trainer.train(resume_from_checkpoint=resume)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def resume_dir(checkpoint: Any, dest: str) -> str:
+    """The HF checkpoint folder to resume from: Ray's latest checkpoint, or, when that one is
+    corrupted or partial and the storage is local, the newest earlier good one beside it."""
+    from ray.train.huggingface.transformers import RayTrainReportCallback
+
+    sub = RayTrainReportCallback.CHECKPOINT_NAME
+    local = type(checkpoint.filesystem).__name__ == "LocalFileSystem"
+    try:
+        if local:  # check in place: a truncated file is caught before anything is copied
+            check_checkpoint_dir(Path(checkpoint.path) / sub)
+        path = os.path.join(checkpoint.to_directory(dest), sub)
+        check_checkpoint_dir(path)
+        return path
+    except RuntimeError as e:
+        bad = e
+    fallback = previous_good_checkpoint(Path(checkpoint.path)) if local else None
+    if fallback is None:
+        raise RuntimeError(f"{bad}; no earlier good checkpoint to fall back to") from None
+    log0(f"{bad}; falling back to the previous good checkpoint {fallback.parent}")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(fallback, os.path.join(dest, sub))
+    return os.path.join(dest, sub)
+
+
+def previous_good_checkpoint(latest: Path, sub: str = "checkpoint") -> Path | None:
+    """The newest `checkpoint_*` folder older than `latest` (Ray names them by timestamp) whose
+    HF checkpoint passes `check_checkpoint_dir`."""
+    for d in sorted(latest.parent.glob("checkpoint_*"), reverse=True):
+        if d.name >= latest.name or not d.is_dir():
+            continue
+        try:
+            check_checkpoint_dir(d / sub)
+        except RuntimeError:
+            continue
+        return d / sub
+    return None
 
 
 def check_checkpoint_dir(path: str | Path) -> None:
@@ -290,6 +326,41 @@ def check_checkpoint_dir(path: str | Path) -> None:
         json.loads((p / "trainer_state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise RuntimeError(f"checkpoint {p} has an unreadable trainer_state.json: {e}") from None
+    if problem := _safetensors_problem(p / "adapter_model.safetensors"):
+        raise RuntimeError(f"checkpoint {p} has a corrupted adapter_model.safetensors ({problem})")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is truncated or malformed (header vs. file size), or None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 or n > size - 8:
+                return f"{size} bytes, header says more"
+            header = json.loads(fh.read(n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        return f"unreadable header: {type(e).__name__}"
+    if size != 8 + n + max(ends, default=0):
+        return f"{size} bytes, expected {8 + n + max(ends, default=0)}"
+    return None
+
+
+def private_dir(path: str | Path) -> bool:
+    """Create a local folder (and parents) owner-only (0o700). Returns whether the folder is
+    private; an existing folder keeps its mode (it may be shared on purpose)."""
+    p = Path(path)
+    if not p.exists():
+        p.mkdir(mode=0o700, parents=True, exist_ok=True)
+        p.chmod(0o700)  # mkdir's mode is masked by the umask
+    return not (p.stat().st_mode & 0o077)
+
+
+def _private_files(folder: Path) -> None:
+    for f in folder.iterdir():
+        if f.is_file() and not f.is_symlink():
+            f.chmod(0o600)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,6 +381,8 @@ def build_trainer(
 
     storage = os.path.abspath(storage_path or cfg.run.storage_path)
     name = name or cfg.run.name
+    private_dir(storage)  # checkpoints hold training state: owner-only unless made shared
+    private_dir(os.path.join(storage, name))
     has_eval = bool(data.eval)
     scaling = ScalingConfig(
         num_workers=cfg.run.num_workers,
@@ -406,7 +479,7 @@ def export_adapter(
 
     src, out = Path(checkpoint_dir), Path(out_dir)
     check_checkpoint_dir(src)
-    out.mkdir(parents=True, exist_ok=True)
+    private = private_dir(out)
     for name in ADAPTER_FILES:
         shutil.copy2(src / name, out / name)
     load_tokenizer(cfg.model.name_or_path).save_pretrained(out)
@@ -458,6 +531,8 @@ def export_adapter(
             out=out,
         )
     )
+    if private:
+        _private_files(out)
     return out
 
 
@@ -475,6 +550,9 @@ def merge_adapter(
     )
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     out = Path(out_dir)
+    private = private_dir(out)
     merged.save_pretrained(out, safe_serialization=True)
     load_tokenizer(base).save_pretrained(out)
+    if private:
+        _private_files(out)
     return out
