@@ -96,8 +96,11 @@ def read_scores(scores_dir: str | Path) -> Scores:
     return out
 
 
+MANIFEST = "_manifest.json"  # written by discriminator.scoring beside the parquet parts
+
+
 def read_manifest(scores_dir: str | Path) -> dict[str, Any] | None:
-    path = Path(scores_dir) / "manifest.json"
+    path = Path(scores_dir) / MANIFEST
     if not path.is_file():
         return None
     try:

@@ -322,7 +322,7 @@ def test_read_scores_folder_skips_temp_files(tmp_path):
     write_scores(d / "sub" / "part-1.parquet", SCORES[4:])
     write_scores(d / ".part-2.parquet", [score_row("x", p=0.5)])
     write_scores(d / "_tmp" / "part-3.parquet", [score_row("y", p=0.5)])
-    (d / "manifest.json").write_text(json.dumps({"base_model": "m", "prompt_version": "v1"}))
+    (d / "_manifest.json").write_text(json.dumps({"base_model": "m", "prompt_version": "v1"}))
     s = M.read_scores(d)
     assert s.files == 2 and sorted(s.note_id) == sorted(r["note_id"] for r in SCORES)
     assert M.provenance(M.read_manifest(d)) == {"base_model": "m", "prompt_version": "v1"}

@@ -64,7 +64,7 @@ def make_inputs(tmp_path: Path, n: int = 60, single_class: bool = False) -> tupl
         "prompt_version": "v1",
         "package_version": "0.1.0",
     }
-    (d / "manifest.json").write_text(json.dumps(manifest))
+    (d / "_manifest.json").write_text(json.dumps(manifest))
     return lab, d
 
 
@@ -98,7 +98,7 @@ def test_full_report(tmp_path):
     assert c["scores_without_labels"] == 2  # n59 and "unlabelled"
     assert c["missing_from_scores"] == 0 and c["labelled"] == 59 and c["evaluated"] == 57
     assert set(m["per_category"]) == set(CATS) and 0.5 < m["auroc"] <= 1.0
-    assert "abc123" in page and "prompt_version" in page  # provenance from manifest.json
+    assert "abc123" in page and "prompt_version" in page  # provenance from _manifest.json
     assert "Category confusion" in page and "Calibration" in page
     # owner-only outputs
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
