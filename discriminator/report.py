@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from discriminator import metrics as M
+from discriminator.runtime import private_dir
 
 PLOTS = (
     "confusion.png",
@@ -32,15 +33,6 @@ PLOTS = (
 
 # ---------------------------------------------------------------------------------------------
 # Owner-only output (notes are PHI and these folders sit on shared clusters)
-
-
-def make_private_dir(path: str | Path) -> Path:
-    """Create the folder as 0o700; an existing folder keeps its mode (it may be shared on purpose)."""
-    path = Path(path)
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True)
-        path.chmod(0o700)  # mkdir's mode is masked by the umask
-    return path
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -350,7 +342,8 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes]) -> str:
 
 def write_report(m: dict[str, Any], data: M.EvalData, out_dir: str | Path) -> Path:
     """PNGs + report.html into `out_dir`; stale plots from an earlier run are removed."""
-    out = make_private_dir(out_dir)
+    out = Path(out_dir)
+    private_dir(out)
     plots = render_plots(m, data)
     for name in PLOTS:
         if name in plots:
@@ -371,7 +364,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics."""
     m, data = M.load_and_compute(labels_path, scores_dir, threshold, id_column)
-    out = make_private_dir(out_dir)
+    out = Path(out_dir)
+    private_dir(out)
     write_private(out / "metrics.json", json.dumps(m, indent=2, allow_nan=False).encode("utf-8"))
     write_report(m, data, out)
     return m

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 # Defaults a user can still override in their environment.
@@ -31,3 +32,14 @@ def init_ray(**kwargs: Any) -> Any:
     if not os.environ.get("RAY_ADDRESS"):
         kwargs.setdefault("include_dashboard", False)
     return ray.init(**kwargs)
+
+
+def private_dir(path: str | Path) -> bool:
+    """Create a local folder (and parents) owner-only (0o700): clusters are shared and outputs
+    derive from PHI. Returns whether the folder is private; an existing folder keeps its mode
+    (it may be shared on purpose)."""
+    p = Path(path)
+    if not p.exists():
+        p.mkdir(mode=0o700, parents=True, exist_ok=True)
+        p.chmod(0o700)  # mkdir's mode is masked by the umask
+    return not (p.stat().st_mode & 0o077)

@@ -27,6 +27,7 @@ from transformers import TrainerCallback
 from discriminator import __version__, prompt
 from discriminator.config import TrainConfig, dump_yaml, from_dict, to_dict
 from discriminator.data import load_valid
+from discriminator.runtime import private_dir
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -345,16 +346,6 @@ def _safetensors_problem(path: Path) -> str | None:
     if size != 8 + n + max(ends, default=0):
         return f"{size} bytes, expected {8 + n + max(ends, default=0)}"
     return None
-
-
-def private_dir(path: str | Path) -> bool:
-    """Create a local folder (and parents) owner-only (0o700). Returns whether the folder is
-    private; an existing folder keeps its mode (it may be shared on purpose)."""
-    p = Path(path)
-    if not p.exists():
-        p.mkdir(mode=0o700, parents=True, exist_ok=True)
-        p.chmod(0o700)  # mkdir's mode is masked by the umask
-    return not (p.stat().st_mode & 0o077)
 
 
 def _private_files(folder: Path) -> None:

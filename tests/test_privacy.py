@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from discriminator import scoring, training
+from discriminator.runtime import private_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "ray_jobs" / "configs" / "smoke.yaml"
@@ -220,7 +221,7 @@ def test_private_dir_and_export_modes(tiny_model_dir, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)  # configured on purpose: kept, files follow the umask
-    assert training.private_dir(shared) is False and shared.stat().st_mode & 0o777 == 0o755
+    assert private_dir(shared) is False and shared.stat().st_mode & 0o777 == 0o755
     training.export_adapter(cfg, ckpt, shared, {}, {})
     assert shared.stat().st_mode & 0o777 == 0o755
 
