@@ -53,3 +53,55 @@ def test_medec_converter_skips_empty_rows(tmp_path):
     assert skipped == 1
     assert [r["category"] for r in records] == ["clinical_logic", "good"]
     assert records[0]["reason"].startswith("Clinical logic error: wrong pharmacotherapy")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MEDEC.exists(), reason="shared MEDEC sample not present")
+def test_medec_import_score_evaluate_end_to_end(tmp_path, tiny_model_dir, lora_adapter_dir):
+    """The public benchmark through the real jobs: import, Ray Data scoring, evaluation report."""
+    import html.parser
+    import os
+    import re
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        return proc.stdout + proc.stderr
+
+    full = tmp_path / "medec.jsonl"
+    run("-m", "discriminator.cli", "import-medec", str(MEDEC), "--out", str(full))
+    # a 60-note slice keeps CPU time low; the import itself is checked on all 574 rows above
+    sample = tmp_path / "medec-60.jsonl"
+    sample.write_text("".join(full.read_text().splitlines(keepends=True)[:60]))
+    scores, report = tmp_path / "scores", tmp_path / "report"
+    run(
+        "-m", "ray_jobs.score", "--config", "ray_jobs/configs/smoke_score.yaml",
+        "--set", f"model.name_or_path={tiny_model_dir}", "--adapter", str(lora_adapter_dir),
+        "--input", str(sample), "--output", str(scores),
+    )  # fmt: skip
+    table = pq.read_table(scores)
+    assert sorted(table.column("note_id").to_pylist()) == sorted(
+        json.loads(x)["id"] for x in sample.read_text().splitlines()
+    )
+    assert set(table.column("status").to_pylist()) == {"ok"}
+    out = run("-m", "ray_jobs.evaluate", "--labels", str(sample), "--scores", str(scores),
+              "--out", str(report))  # fmt: skip
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["counts"]["evaluated"] == 60 and metrics["counts"]["missing_from_scores"] == 0
+    assert "clinical_logic" in metrics["per_category"]
+    assert "report:" in out
+    page = (report / "report.html").read_text()
+    parser = html.parser.HTMLParser()
+    parser.feed(page)  # well-formed enough to parse
+    images = re.findall(r'src="([^"]+\.png)"', page)
+    assert images and all((report / src).is_file() for src in images)

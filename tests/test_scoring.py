@@ -82,27 +82,8 @@ def jl(obj) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """A LoRA adapter (r=8) whose B matrices are small random values, so it changes outputs."""
-    import torch
-    from peft import get_peft_model
-
-    from discriminator import modeling
-    from discriminator.config import LoraSection, ModelConfig
-
-    base = modeling.load_base_model(
-        ModelConfig(name_or_path=str(tiny_model_dir), quantization="none", dtype="float32")
-    )
-    model = get_peft_model(base, modeling.lora_config(LoraSection(r=8)))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    out = tmp_path_factory.mktemp("adapter")
-    model.save_pretrained(out, safe_serialization=True)
-    modeling.load_tokenizer(str(tiny_model_dir)).save_pretrained(out)
-    return out
+def adapter_dir(lora_adapter_dir) -> Path:
+    return lora_adapter_dir
 
 
 def smoke_cfg(tiny_model_dir, adapter_dir, inputs, output, **sets) -> ScoreConfig:
