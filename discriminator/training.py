@@ -534,10 +534,10 @@ def merge_adapter(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from discriminator.modeling import load_tokenizer, torch_dtype
+    from discriminator.modeling import load_tokenizer, resolve_model, torch_dtype
 
     model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
+        resolve_model(base), dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
     )
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     out = Path(out_dir)

@@ -230,6 +230,13 @@ def test_smoke_job_trains_with_two_workers_and_exports(tmp_path):
     assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def _ray_train_workers(pid: int) -> list:
     import psutil
 
@@ -250,7 +257,7 @@ def test_killed_worker_resumes_from_last_checkpoint(tmp_path):
         "--config", str(SMOKE),
         "--set", f"run.storage_path={storage}",
         "--set", f"run.output_dir={tmp_path / 'adapter'}",
-        "--set", "optim.max_steps=12",
+        "--set", "optim.max_steps=30",
         "--set", "run.num_workers=2",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -263,7 +270,9 @@ def test_killed_worker_resumes_from_last_checkpoint(tmp_path):
     )
     try:
         deadline = time.time() + 300
-        while time.time() < deadline and not list((storage / "smoke").glob("checkpoint_*")):
+        snapshot = storage / "smoke" / "checkpoint_manager_snapshot.json"
+        # a checkpoint folder appears before Ray has registered it: wait for the registration
+        while time.time() < deadline and "checkpoint_" not in _read(snapshot):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             time.sleep(0.5)
         workers = _ray_train_workers(proc.pid)
@@ -277,9 +286,9 @@ def test_killed_worker_resumes_from_last_checkpoint(tmp_path):
     resumed = [int(m) for m in re.findall(r"resumed from checkpoint at step (\d+)", output)]
     assert resumed and min(resumed) >= 2, output[-3000:]
     metrics = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
-    assert metrics["global_step"] == 12
+    assert metrics["global_step"] == 30
     steps = [h["step"] for h in metrics["log_history"] if "loss" in h]
-    assert steps == sorted(steps) and steps[-1] == 12  # continued, not restarted
+    assert steps == sorted(steps) and steps[-1] == 30  # continued, not restarted
 
 
 def _free_port() -> int:
@@ -295,6 +304,8 @@ def test_smoke_job_through_ray_job_submit(tmp_path):
     gcs, dash = _free_port(), _free_port()
     temp = Path(f"/tmp/rt{os.getpid()}")
     env = _env()
+    # as with an activated virtualenv: the job's `python` is the one with the project installed
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     head = subprocess.Popen(
         [
             ray_bin, "start", "--head", "--block",
