@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,9 +173,16 @@ def make_tiny_model(
     texts: Iterable[str],
     vocab_size: int = 4096,
     seed: int = 0,
+    pretrain_texts: Sequence[str] | None = None,
+    pretrain: dict[str, Any] | None = None,
     **model_overrides: Any,
 ) -> Path:
-    """Build the tiny offline base model (random weights) into `out_dir`; returns the path."""
+    """Build the tiny offline base model into `out_dir`; returns the path.
+
+    `texts` train the tokenizer. Without `pretrain_texts` the weights stay random (seconds: what
+    most tests need); with them the model gets a short causal-LM pretraining on that plain text
+    (`discriminator.pretrain`, settings from `pretrain`: steps, batch_size, seq_len, ...).
+    """
     import torch
     from transformers import LlamaForCausalLM
 
@@ -187,13 +195,22 @@ def make_tiny_model(
     config.pad_token_id = tok.pad_token_id
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    summary: dict[str, Any] = {}
+    if pretrain_texts and (pretrain or {}).get("steps", 1) > 0:
+        from discriminator.pretrain import PretrainConfig
+        from discriminator.pretrain import pretrain as run_pretrain
+
+        pcfg = PretrainConfig(**{"seed": seed, **(pretrain or {})})
+        summary = run_pretrain(model, tok, pretrain_texts, pcfg)
+        model.config.use_cache = True
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    (out / "tiny_model.json").write_text(
-        json.dumps({"vocab_size": len(tok), "seed": seed, **model_overrides}, indent=2)
-    )
+    info = {"vocab_size": len(tok), "seed": seed, **model_overrides}
+    if summary:
+        info["pretrain"] = {**(pretrain or {}), **summary}
+    (out / "tiny_model.json").write_text(json.dumps(info, indent=2))
     return out
 
 
@@ -279,8 +296,27 @@ def make_shape_model(
 # `name_or_path: tiny`: the tiny model, built on first use and cached
 
 TINY = "tiny"
-# What the cached tiny model is built from; any change gives a new cache entry.
-TINY_RECIPE: dict[str, Any] = {"notes": 2000, "seed": 0, "length": "short", "vocab_size": 4096}
+# What the cached tiny model is built from; any change gives a new cache entry. The tokenizer is
+# trained on `notes` synthetic notes, their reasons and the system prompt repeated, so the prompt's
+# words become single tokens (every sequence carries it). The weights come from a short causal-LM
+# pretraining on plain text only: `pretrain_notes` good notes, reasons and the system prompt
+# as text, never the discrimination task (prompt + answer), so the fine-tune has to teach it.
+TINY_RECIPE: dict[str, Any] = {
+    "notes": 2000,
+    "seed": 0,
+    "length": "short",
+    "vocab_size": 4096,
+    "system_prompt_repeats": 50,
+    "model": {
+        "hidden_size": 128,
+        "intermediate_size": 512,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "pretrain_notes": 2000,
+    "pretrain": {"steps": 300, "batch_size": 4, "seq_len": 512, "learning_rate": 3e-3},
+}
 
 
 def cache_dir() -> Path:
@@ -289,21 +325,53 @@ def cache_dir() -> Path:
 
 
 def _tiny_key() -> str:
+    """Hash of everything the cached tiny model depends on: the recipe, the prompt text, the
+    sources that generate the corpus, build and pretrain the model, and the library versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import discriminator.pretrain as pretrain
     import discriminator.synth as synth
+    from discriminator import prompt
 
     h = hashlib.sha256(json.dumps(TINY_RECIPE, sort_keys=True).encode())
-    for src in [*sorted(Path(synth.__file__).parent.glob("*.py")), Path(__file__)]:
+    h.update(prompt.SYSTEM_PROMPT.encode())
+    h.update(prompt.format_answer(prompt.GOOD).encode())
+    sources = [*sorted(Path(synth.__file__).parent.glob("*.py")), Path(__file__)]
+    for src in [*sources, Path(pretrain.__file__)]:
         h.update(src.read_bytes())
+    for lib in ("torch", "transformers", "tokenizers"):
+        with contextlib.suppress(PackageNotFoundError):
+            h.update(f"{lib}=={version(lib)}".encode())
     return h.hexdigest()[:12]
 
 
-def build_tiny_corpus(n: int, seed: int, length: str) -> list[str]:
+def build_tiny_corpus(n: int, seed: int, length: str, system_prompt_repeats: int = 1) -> list[str]:
+    """The tokenizer's training text: notes, their reasons, the system prompt and a good answer."""
     from discriminator import prompt
     from discriminator.synth import generate_records
 
     records = generate_records(n, seed=seed, length=length)
     texts = [r["note"] for r in records] + [r["reason"] for r in records]
-    return [*texts, prompt.SYSTEM_PROMPT, prompt.format_answer("good")]
+    prompts = [prompt.SYSTEM_PROMPT] * max(system_prompt_repeats, 1)
+    return [*texts, *prompts, prompt.format_answer("good")]
+
+
+def build_pretrain_corpus(n: int, seed: int, length: str) -> list[str]:
+    """Plain text for the tiny model's pretraining: `n` good notes, then reasons and the system
+    prompt as standalone text (their vocabulary), shuffled together. No prompt + answer pairs."""
+    import random
+
+    from discriminator import prompt
+    from discriminator.synth import generate_records
+
+    notes = [r["note"] for r in generate_records(n, seed=seed, error_rate=0.0, length=length)]
+    reasons = [
+        r["reason"]
+        for r in generate_records(max(n // 4, 1), seed=seed + 1, error_rate=1.0, length=length)
+    ]
+    texts = notes + reasons + [prompt.SYSTEM_PROMPT] * max(n // 100, 1)
+    random.Random(f"pretrain:{seed}").shuffle(texts)
+    return texts
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -316,12 +384,20 @@ def resolve_model(name_or_path: str) -> str:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=final.parent))
     r = TINY_RECIPE
-    make_tiny_model(
-        tmp,
-        build_tiny_corpus(r["notes"], r["seed"], r["length"]),
-        vocab_size=r["vocab_size"],
-        seed=r["seed"],
-    )
+    print(f"[tiny] building the tiny base model (first use; cached in {final})", flush=True)
+    try:
+        make_tiny_model(
+            tmp,
+            build_tiny_corpus(r["notes"], r["seed"], r["length"], r["system_prompt_repeats"]),
+            vocab_size=r["vocab_size"],
+            seed=r["seed"],
+            pretrain_texts=build_pretrain_corpus(r["pretrain_notes"], r["seed"], r["length"]),
+            pretrain=r["pretrain"],
+            **r["model"],
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.rename(tmp, final)  # atomic: concurrent builders on one node agree on one copy
     except OSError:

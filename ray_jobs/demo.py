@@ -23,6 +23,9 @@ from pathlib import Path
 from discriminator.runtime import set_env_defaults
 
 DEMO_CONFIG = "ray_jobs/configs/demo.yaml"
+# The demo's data mix (all five error categories; `--categories` narrows it).
+DEMO_NOTES = 1000
+DEMO_CATEGORIES = ["clinical_logic", "timeline", "phi", "justification", "structure"]
 
 
 def _stage(n: int, total: int, title: str, cmd: list[str]) -> None:
@@ -43,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default="demo", help="folder for data, runs and reports")
     parser.add_argument("--skip-tune", action="store_true", help="leave out the Tune sweep")
-    parser.add_argument("--notes", type=int, default=None, help="override the number of notes")
+    parser.add_argument(
+        "--notes", type=int, default=DEMO_NOTES, help="synthetic notes (train/eval/test 80/10/10)"
+    )
+    parser.add_argument(
+        "--categories",
+        nargs="+",
+        default=DEMO_CATEGORIES,
+        help=f"error categories in the synthetic notes (default: {' '.join(DEMO_CATEGORIES)})",
+    )
     args = parser.parse_args(argv)
     set_env_defaults()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     t0 = time.time()
     total = 4 if args.skip_tune else 5
-    n = str(args.notes or 600)
+    n = str(args.notes)
 
     stages: list[tuple[str, list[str]]] = [
         (
             "synthetic notes",
             [str(Path(py).parent / "discriminator"), "synth", "--n", n, "--seed", "7", "--length", "short",
-             "--out", str(data)],
+             "--categories", *args.categories, "--out", str(data)],
         ),
         (
             "QLoRA fine-tune on Ray Train",
