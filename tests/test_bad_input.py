@@ -332,12 +332,10 @@ def ray_local():
 
 @pytest.mark.slow
 def test_scoring_job_on_the_nasty_corpus_gives_one_row_per_input_row(
-    ray_local, tiny_model_dir, corpus, tmp_path
+    ray_local, tiny_model_dir, lora_adapter_dir, corpus, tmp_path
 ):
-    from test_faults import make_adapter
-
     d, expected = corpus
-    adapter = make_adapter(tiny_model_dir, tmp_path / "adapter")
+    adapter = lora_adapter_dir
     cfg = load_config(
         ScoreConfig,
         REPO / "ray_jobs/configs/smoke_score.yaml",

@@ -227,31 +227,9 @@ def test_checkpoint_checks_name_the_bad_checkpoint(tmp_path):
 # Scoring
 
 
-def make_adapter(model_dir: Path, out: Path) -> Path:
-    """A LoRA adapter with small random B matrices, saved as safetensors (as in test_scoring)."""
-    import torch
-    from peft import get_peft_model
-
-    from discriminator import modeling
-    from discriminator.config import LoraSection, ModelConfig
-
-    base = modeling.load_base_model(
-        ModelConfig(name_or_path=str(model_dir), quantization="none", dtype="float32")
-    )
-    model = get_peft_model(base, modeling.lora_config(LoraSection(r=8)))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    model.save_pretrained(out, safe_serialization=True)
-    modeling.load_tokenizer(str(model_dir)).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter"))
+def adapter_dir(lora_adapter_dir) -> Path:
+    return lora_adapter_dir
 
 
 def score_cmd(model: Path, adapter: Path, inputs: list[Path], out: Path, *sets: str) -> list[str]:

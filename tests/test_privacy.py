@@ -263,12 +263,14 @@ def test_pickle_adapter_is_refused_and_never_unpickled(tmp_path, name):
     assert not marker.exists()
 
 
-def test_scorer_loads_safetensors_and_ignores_a_stray_pickle(tiny_model_dir, tmp_path):
-    from test_faults import make_adapter
+def test_scorer_loads_safetensors_and_ignores_a_stray_pickle(
+    tiny_model_dir, lora_adapter_dir, tmp_path
+):
+    import shutil
 
     from discriminator.config import ScoreConfig, load_config, to_dict
 
-    adapter = make_adapter(tiny_model_dir, tmp_path / "adapter")
+    adapter = Path(shutil.copytree(lora_adapter_dir, tmp_path / "adapter"))  # gets a stray pickle
     marker = tmp_path / "pwned"
     _evil_pickle(adapter / "adapter_model.bin", marker)
     cfg = load_config(
