@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from procs import kill_leftovers
 
 from discriminator import scoring, training
 
@@ -41,20 +42,6 @@ def job_env(ray_tmp: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def kill_leftovers(marker: str) -> None:
-    """SIGKILL every process whose command line names this test's Ray temp dir (ours only)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
 
 
 @contextlib.contextmanager

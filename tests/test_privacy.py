@@ -113,7 +113,7 @@ def canary_run(tmp_path_factory):
         TRANSFORMERS_VERBOSITY="debug",
         DATASETS_VERBOSITY="debug",
     )
-    from test_faults import kill_leftovers
+    from procs import kill_leftovers
 
     outputs = {}
     try:

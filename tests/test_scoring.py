@@ -8,7 +8,6 @@ generations are identical.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -24,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from procs import kill_leftovers
 
 from discriminator import scoring
 from discriminator.config import ScoreConfig, load_config, to_dict
@@ -442,24 +442,10 @@ def test_killed_job_resumes_without_duplicates(tiny_model_dir, adapter_dir, tmp_
         summary = json.loads(done.stdout[done.stdout.index("{") :])
         assert summary["this_run"]["chunks"] == 12 - len(first)
     finally:
-        _kill_leftovers(ray_tmp)
+        kill_leftovers(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     ids = scoring.read_output(str(out)).column("note_id").to_pylist()
     assert sorted(ids) == sorted(f"many.jsonl:{i}" for i in range(1, 49))  # complete, no dups
     assert not list(out.glob(".tmp-*"))
     for name, data in first.items():  # parts from the killed run were kept, not redone
         assert (out / name).read_bytes() == data
-
-
-def _kill_leftovers(marker: str) -> None:
-    """SIGKILL any process of the test's own Ray cluster (found by its temp dir) still alive."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
