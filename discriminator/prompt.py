@@ -242,3 +242,21 @@ def answer_ids(tokenizer: Any) -> tuple[list[int], int]:
     while n < min(len(good), len(bad)) and good[n] == bad[n]:
         n += 1
     return list(good[:n]), int(good[n])
+
+
+def first_token_ids(tokenizer: Any) -> dict[str, int]:
+    """Category id -> the token the answer starts with after the prefix (`good` included).
+
+    The answer's first token is the decision: `good`, or the first token of a category's label
+    ("Timeline", "PHI", ...). Labels that share a first token are a tokenizer problem and raise.
+    """
+    prefix, good_id = answer_ids(tokenizer)
+    ids = {GOOD: good_id}
+    for cat, label in CATEGORY_LABELS.items():
+        enc = tokenizer(format_answer(f"{label} error: x"), add_special_tokens=False)["input_ids"]
+        if list(enc[: len(prefix)]) != prefix:
+            raise ValueError(f"the {label!r} answer does not start with the common answer prefix")
+        ids[cat] = int(enc[len(prefix)])
+    if len(set(ids.values())) != len(ids):
+        raise ValueError(f"categories share a first answer token: {ids}")
+    return ids

@@ -167,11 +167,109 @@ class ProgressCallback(TrainerCallback):
         done = state.global_step - self.start_step
         eta = (now - self.t0) / max(done, 1) * (state.max_steps - state.global_step)
         parts = [f"step {state.global_step}/{state.max_steps}"]
-        parts += [f"{k} {logs[k]:.4g}" for k in ("loss", "eval_loss", "learning_rate") if k in logs]
+        keys = ("loss", "eval_loss", *(f"eval_{k}" for k in FIRST_TOKEN_METRICS), "learning_rate")
+        parts += [f"{k} {logs[k]:.4g}" for k in keys if k in logs]
         if "loss" in logs:
             parts.append(f"tokens/s {tps:,.0f}")
         parts.append(f"eta {eta:,.0f}s")
         log0("  ".join(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# First-token metrics: what scoring reads, measured on the evaluation notes at every evaluation
+
+FIRST_TOKEN_METRICS = ("auroc", "balanced_accuracy", "category_accuracy")
+
+
+def first_token_scores(
+    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], batch_size: int = 8
+) -> tuple[list[float], list[str]]:
+    """(p_error, predicted category) per prompt from one forward pass, exactly as scoring reads
+    the answer: prompt + forced answer prefix, p_error = 1 - p(first token of "good"), and the
+    category whose label's first token is likeliest."""
+    import torch
+
+    prefix, good_id = prompt.answer_ids(tokenizer)
+    cats = prompt.first_token_ids(tokenizer)
+    cat_names = [c for c in cats if c != prompt.GOOD]
+    cat_ids = [cats[c] for c in cat_names]
+    seqs = []
+    for messages in prompts:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        seqs.append([*(ids["input_ids"] if hasattr(ids, "keys") else ids), *prefix])
+    device = next(model.parameters()).device
+    p_error: list[float] = []
+    predicted: list[str] = []
+    for start in range(0, len(seqs), max(batch_size, 1)):
+        chunk = seqs[start : start + batch_size]
+        width = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, s in enumerate(chunk):  # left padding, explicit positions (as in scoring)
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=pos.to(device),
+                use_cache=False,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+        probs = logits.float().softmax(-1).cpu()
+        p_error += (1.0 - probs[:, good_id]).tolist()
+        predicted += [cat_names[j] for j in probs[:, cat_ids].argmax(-1).tolist()]
+    return p_error, predicted
+
+
+def first_token_metrics(
+    true_categories: list[str], p_error: list[float], predicted: list[str], threshold: float = 0.5
+) -> dict[str, float]:
+    """AUROC of p_error for "has an error", balanced accuracy at `threshold`, and the share of
+    detected errors (true errors with p_error >= threshold) whose first token names the right
+    category. Metrics that need a class absent from the set are left out."""
+    import numpy as np
+
+    from discriminator.metrics import auroc, binary_metrics
+
+    y = np.array([c != prompt.GOOD for c in true_categories], dtype=bool)
+    p = np.asarray(p_error, dtype=float)
+    out: dict[str, float] = {}
+    if (area := auroc(y, p)) is not None:
+        out["auroc"] = area
+    out["balanced_accuracy"] = binary_metrics(y, p >= threshold)["balanced_accuracy"]
+    detected = [i for i in range(len(y)) if y[i] and p[i] >= threshold]
+    if detected:
+        right = sum(predicted[i] == true_categories[i] for i in detected)
+        out["category_accuracy"] = right / len(detected)
+    return out
+
+
+def _trainer_class() -> Any:
+    from trl import SFTTrainer
+
+    class DiscriminatorSFTTrainer(SFTTrainer):
+        """TRL's SFTTrainer, plus the first-token metrics in every evaluation's log entry (so
+        they reach the progress line, Ray Train's reports, Tune and TensorBoard)."""
+
+        first_token_eval: list[dict[str, Any]] = []  # prompt-completion records
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "eval_loss" in logs and self.first_token_eval:
+                recs = self.first_token_eval
+                p, pred = first_token_scores(
+                    self.model,
+                    self.processing_class,
+                    [r["prompt"] for r in recs],
+                    self.args.per_device_eval_batch_size,
+                )
+                truth = [prompt.parse_reason(r["completion"][0]["content"]).category for r in recs]
+                for k, v in first_token_metrics(truth, p, pred).items():
+                    logs[f"eval_{k}"] = v
+            super().log(logs, start_time)
+
+    return DiscriminatorSFTTrainer
 
 
 def _sft_config(
@@ -224,10 +322,10 @@ def _sft_config(
 def build_sft_trainer(
     cfg: TrainConfig, data: PreparedData, device: Any, work_dir: str, callbacks: list[Any]
 ) -> Any:
-    """TRL `SFTTrainer` on prompt-completion records: loss on the answer (+ end of turn) only."""
+    """TRL `SFTTrainer` on prompt-completion records: loss on the answer (+ end of turn) only;
+    each evaluation also logs the first-token metrics (`eval_auroc`, ...) on the eval notes."""
     import torch
     from datasets import Dataset
-    from trl import SFTTrainer
 
     from discriminator.modeling import load_tokenizer
 
@@ -244,7 +342,7 @@ def build_sft_trainer(
         )
 
     eval_ds = to_ds(data.eval) if data.eval else None
-    return SFTTrainer(
+    trainer = _trainer_class()(
         model=model,
         args=_sft_config(cfg, work_dir, data.max_length, eval_ds is not None, on_gpu),
         train_dataset=to_ds(data.train),
@@ -252,6 +350,8 @@ def build_sft_trainer(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.first_token_eval = list(data.eval)
+    return trainer
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -443,6 +543,8 @@ structure). Prompt version `{prompt_version}`; package `clinical-discriminator` 
 - LoRA r={r}, alpha={alpha}, dropout={dropout}, targets {targets}
 - base quantization: {quant}; steps: {steps}; final train loss: {train_loss}; eval loss: {eval_loss}
 - training records: {n_train}; evaluation records: {n_eval}
+- on the evaluation records, read from the answer's first token as scoring does (p_error >= 0.5):
+  balanced accuracy {bacc}, AUROC {auroc}, category right for {cat_acc} of the detected errors
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -479,11 +581,17 @@ def export_adapter(
     history = state.get("log_history", [])
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    evals = [h for h in history if "eval_loss" in h]
     summary = {
         "global_step": state.get("global_step"),
         "final_train_loss": train_losses[-1] if train_losses else None,
         "final_eval_loss": eval_losses[-1] if eval_losses else None,
         "best_eval_loss": min(eval_losses) if eval_losses else None,
+        # first-token metrics on the evaluation notes at the last evaluation (threshold 0.5)
+        **{
+            f"final_eval_{k}": evals[-1].get(f"eval_{k}") if evals else None
+            for k in FIRST_TOKEN_METRICS
+        },
         "num_input_tokens_seen": state.get("num_input_tokens_seen"),
         "data": data_stats,
         "ray_metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
@@ -517,6 +625,9 @@ def export_adapter(
             steps=summary["global_step"],
             train_loss=fmt(summary["final_train_loss"]),
             eval_loss=fmt(summary["final_eval_loss"]),
+            bacc=fmt(summary["final_eval_balanced_accuracy"]),
+            auroc=fmt(summary["final_eval_auroc"]),
+            cat_acc=fmt(summary["final_eval_category_accuracy"]),
             n_train=data_stats.get("train_records"),
             n_eval=data_stats.get("eval_records"),
             out=out,

@@ -131,3 +131,15 @@ def test_answer_ids_locate_the_first_answer_token(tiny_model_dir):
     assert good[len(prefix)] == good_id != bad[len(prefix)]
     assert tok.decode(prefix) == P.ANSWER_PREFIX
     assert P.prompt_overhead(tok) > len(tok(P.SYSTEM_PROMPT)["input_ids"])
+
+
+def test_first_token_ids_name_each_category(tiny_model_dir):
+    from discriminator.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    ids = P.first_token_ids(tok)
+    assert set(ids) == {P.GOOD, *P.CATEGORIES}
+    assert len(set(ids.values())) == len(ids)  # one token per decision
+    assert ids[P.GOOD] == P.answer_ids(tok)[1]
+    for cat, label in P.CATEGORY_LABELS.items():
+        assert label.startswith(tok.decode([ids[cat]]).strip())

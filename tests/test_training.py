@@ -221,6 +221,8 @@ def test_smoke_job_trains_with_two_workers_and_exports(tmp_path):
     assert prov["prompt_version"] == "v1" and len(prov["adapter_sha256"]) == 64
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["global_step"] == 4 and metrics["final_eval_loss"] is not None
+    assert 0 <= metrics["final_eval_balanced_accuracy"] <= 1  # first-token metrics, every eval
+    assert "eval_auroc" in log and "eval_balanced_accuracy" in log
     assert list((tmp_path / "ray" / "smoke" / "tensorboard").glob("events.out.tfevents.*"))
     # the seed's inference snippet: base + PeftModel.from_pretrained(dir)
     base_path = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
@@ -353,3 +355,47 @@ def test_smoke_job_through_ray_job_submit(tmp_path):
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             head.kill()
+
+
+def test_first_token_metrics_from_scores():
+    truth = ["good", "good", "timeline", "phi", "structure", "good"]
+    p = [0.1, 0.7, 0.9, 0.8, 0.2, 0.3]
+    pred = ["timeline", "phi", "timeline", "timeline", "structure", "phi"]
+    m = training.first_token_metrics(truth, p, pred)
+    # errors {0.9, 0.8, 0.2} vs good {0.1, 0.7, 0.3}: 3 + 3 + 1 of 9 pairs ranked right
+    assert m["auroc"] == pytest.approx(7 / 9)
+    # recall 2/3, specificity 2/3
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+    # detected errors: timeline (right), phi (named timeline: wrong)
+    assert m["category_accuracy"] == pytest.approx(1 / 2)
+    only_good = training.first_token_metrics(["good", "good"], [0.2, 0.9], ["phi", "phi"])
+    assert "auroc" not in only_good and "category_accuracy" not in only_good
+    assert only_good["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_first_token_scores_match_an_unpadded_forward(tiny_model_dir, lora_adapter_dir):
+    """The training-time metric reads p_error exactly as scoring does: left padding in a batch
+    changes nothing, and it equals 1 - p(good) after the forced answer prefix."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from discriminator import prompt
+    from discriminator.synth import generate_records
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(lora_adapter_dir)).eval()
+    notes = [r["note"][: 200 + 150 * i] for i, r in enumerate(generate_records(4, seed=3))]
+    p_error, predicted = training.first_token_scores(
+        model, tok, [prompt.to_messages(n) for n in notes], batch_size=4
+    )
+    prefix, good_id = prompt.answer_ids(tok)
+    cats = prompt.first_token_ids(tok)
+    for note, p, cat in zip(notes, p_error, predicted):
+        ids = tok(prompt.render_prompt(tok, note), add_special_tokens=False)["input_ids"] + prefix
+        with torch.no_grad():
+            probs = model(input_ids=torch.tensor([ids])).logits[0, -1].softmax(-1)
+        assert p == pytest.approx(1 - probs[good_id].item(), abs=1e-5)
+        best = max((c for c in cats if c != prompt.GOOD), key=lambda c: probs[cats[c]].item())
+        assert cat == best
+    assert len(set(round(p, 6) for p in p_error)) > 1  # the notes are told apart
