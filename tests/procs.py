@@ -8,6 +8,20 @@ import signal
 from pathlib import Path
 
 
+def job_env(ray_tmp: str, **extra: str) -> dict[str, str]:
+    """Environment for a job subprocess on its own private Ray instance under `ray_tmp`."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(
+        RAY_AUTH_MODE="disabled",
+        HF_HUB_OFFLINE="1",
+        RAY_TRAIN_ENABLE_PRINT_PATCH="0",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_TMPDIR=ray_tmp,
+        **extra,
+    )
+    return env
+
+
 def kill_leftovers(marker: str) -> None:
     """SIGKILL every process whose command line names `marker` (a test's own Ray temp dir).
 

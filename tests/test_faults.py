@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from procs import kill_leftovers
+from procs import job_env, kill_leftovers
 
 from discriminator import scoring, training
 
@@ -29,19 +29,6 @@ SNAPSHOT = "checkpoint_manager_snapshot.json"
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: subprocess jobs on their own Ray instance (found again by its temp dir)
-
-
-def job_env(ray_tmp: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(
-        RAY_AUTH_MODE="disabled",
-        HF_HUB_OFFLINE="1",
-        RAY_TRAIN_ENABLE_PRINT_PATCH="0",
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_TMPDIR=ray_tmp,
-        **extra,
-    )
-    return env
 
 
 @contextlib.contextmanager

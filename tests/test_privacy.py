@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from procs import job_env, kill_leftovers
 
 from discriminator import scoring, training
 from discriminator.runtime import private_dir
@@ -101,20 +102,13 @@ def canary_run(tmp_path_factory):
         "eval": d / "eval",
     }
     dirs["tmpdir"].mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(
-        RAY_AUTH_MODE="disabled",
-        HF_HUB_OFFLINE="1",
-        RAY_TRAIN_ENABLE_PRINT_PATCH="0",
-        RAY_USAGE_STATS_ENABLED="0",
-        RAY_TMPDIR=str(ray_tmp),
+    env = job_env(
+        str(ray_tmp),
         TMPDIR=str(dirs["tmpdir"]),
         HF_DATASETS_CACHE=str(dirs["hf_cache"] / "datasets"),
         TRANSFORMERS_VERBOSITY="debug",
         DATASETS_VERBOSITY="debug",
     )
-    from procs import kill_leftovers
-
     outputs = {}
     try:
         outputs["train"] = _job(
