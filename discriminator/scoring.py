@@ -125,6 +125,39 @@ def p_error_from_logits(logits: Any, good_id: int) -> np.ndarray:
     return 1.0 - np.exp(log_p_good)
 
 
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """(ids, attention mask) as [batch, width] long tensors, padded on the left so every
+    sequence ends at the last column."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def last_logits(model: Any, seqs: list[list[int]], pad_id: int, device: Any) -> Any:
+    """Float32 CPU logits [batch, vocab] at the last position of each sequence, from one
+    left-padded forward pass (scoring's prefill; training's first-token metrics)."""
+    import torch
+
+    ids, mask = left_pad(seqs, pad_id)
+    # Left padding shifts positions; pass them explicitly so padding changes nothing.
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=pos.to(device),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+    return out.logits[:, -1, :].float().cpu()
+
+
 def bucket_batches(lengths: list[int], batch_tokens: int, max_batch_size: int) -> list[list[int]]:
     """Indices sorted by length, cut so that padded tokens (n * longest) <= batch_tokens.
 
@@ -539,34 +572,14 @@ class Scorer:
             pad_token_id=self.tok.pad_token_id,
         )
 
-    def _pad(self, seqs: list[list[int]]) -> tuple[Any, Any]:
-        torch = self.torch
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):  # left padding: every prompt ends at the last column
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:
         """p_error per sequence from one forward pass over prompt + answer prefix."""
-        ids, mask = self._pad(seqs)
-        # Left padding shifts positions; pass them explicitly so padding changes nothing.
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        with self.torch.inference_mode():
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=pos,
-                use_cache=False,
-                logits_to_keep=1,
-            )
-        return p_error_from_logits(out.logits[:, -1, :].float().cpu().numpy(), self.good_id)
+        logits = last_logits(self.model, seqs, self.tok.pad_token_id, self.device)
+        return p_error_from_logits(logits.numpy(), self.good_id)
 
     def generate(self, seqs: list[list[int]]) -> list[str]:
         """Greedy continuation after the forced answer prefix, decoded."""
-        ids, mask = self._pad(seqs)
+        ids, mask = (t.to(self.device) for t in left_pad(seqs, self.tok.pad_token_id))
         with self.torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, generation_config=self.gen_config

@@ -187,7 +187,7 @@ def first_token_scores(
     """(p_error, predicted category) per prompt from one forward pass, exactly as scoring reads
     the answer: prompt + forced answer prefix, p_error = 1 - p(first token of "good"), and the
     category whose label's first token is likeliest."""
-    import torch
+    from discriminator.scoring import last_logits
 
     prefix, good_id = prompt.answer_ids(tokenizer)
     cats = prompt.first_token_ids(tokenizer)
@@ -200,24 +200,10 @@ def first_token_scores(
     device = next(model.parameters()).device
     p_error: list[float] = []
     predicted: list[str] = []
-    for start in range(0, len(seqs), max(batch_size, 1)):
-        chunk = seqs[start : start + batch_size]
-        width = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, s in enumerate(chunk):  # left padding, explicit positions (as in scoring)
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s) :] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad():
-            logits = model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=pos.to(device),
-                use_cache=False,
-                logits_to_keep=1,
-            ).logits[:, -1, :]
-        probs = logits.float().softmax(-1).cpu()
+    step = max(batch_size, 1)
+    for start in range(0, len(seqs), step):
+        logits = last_logits(model, seqs[start : start + step], tokenizer.pad_token_id, device)
+        probs = logits.softmax(-1)
         p_error += (1.0 - probs[:, good_id]).tolist()
         predicted += [cat_names[j] for j in probs[:, cat_ids].argmax(-1).tolist()]
     return p_error, predicted
