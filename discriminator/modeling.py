@@ -315,7 +315,10 @@ TINY_RECIPE: dict[str, Any] = {
         "num_key_value_heads": 2,
     },
     "pretrain_notes": 2000,
-    "pretrain": {"steps": 300, "batch_size": 4, "seq_len": 512, "learning_rate": 3e-3},
+    # seq_len covers the discriminator's whole prompt + answer (system prompt + short note + chat
+    # template: up to ~930 tokens). Positions past the pretraining blocks are never trained; with
+    # 512-token blocks the answer position sat there and LoRA could not even memorise 16 prompts.
+    "pretrain": {"steps": 300, "batch_size": 2, "seq_len": 1024, "learning_rate": 3e-3},
 }
 
 

@@ -69,3 +69,24 @@ def test_llama31_8b_shape_has_8b_parameters():
     n = modeling.count_parameters(cfg)
     assert 8.0e9 < n < 8.1e9, n
     assert cfg.num_key_value_heads == 8 and cfg.rope_scaling["rope_type"] == "llama3"
+
+
+def test_tiny_pretraining_context_covers_the_discriminator_prompt(tmp_path):
+    """The tiny base is pretrained on blocks of `seq_len` tokens; positions past that are never
+    trained, and a decision made there reads an untrained part of the model. Every prompt of
+    the recipe's note length (system prompt + note + chat template + answer prefix) must fit."""
+    from discriminator import prompt
+    from discriminator.synth import generate_records
+
+    r = modeling.TINY_RECIPE
+    corpus = modeling.build_tiny_corpus(
+        r["notes"], r["seed"], r["length"], r["system_prompt_repeats"]
+    )
+    tok = modeling.load_tokenizer(
+        str(modeling.make_tiny_model(tmp_path, corpus, vocab_size=r["vocab_size"], seed=0))
+    )
+    pre, _ = prompt.answer_ids(tok)
+    notes = [x["note"] for x in generate_records(300, seed=11, length=r["length"])]
+    ids = tok([prompt.render_prompt(tok, n) for n in notes], add_special_tokens=False)["input_ids"]
+    longest = max(len(x) for x in ids) + len(pre)
+    assert 400 < longest <= r["pretrain"]["seq_len"], longest
