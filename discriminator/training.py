@@ -187,7 +187,7 @@ def first_token_scores(
     """(p_error, predicted category) per prompt from one forward pass, exactly as scoring reads
     the answer: prompt + forced answer prefix, p_error = 1 - p(first token of "good"), and the
     category whose label's first token is likeliest."""
-    from discriminator.scoring import last_logits
+    from discriminator.scoring import last_logits, p_error_from_logits
 
     prefix, good_id = prompt.answer_ids(tokenizer)
     cats = prompt.first_token_ids(tokenizer)
@@ -203,9 +203,9 @@ def first_token_scores(
     step = max(batch_size, 1)
     for start in range(0, len(seqs), step):
         logits = last_logits(model, seqs[start : start + step], tokenizer.pad_token_id, device)
-        probs = logits.softmax(-1)
-        p_error += (1.0 - probs[:, good_id]).tolist()
-        predicted += [cat_names[j] for j in probs[:, cat_ids].argmax(-1).tolist()]
+        p_error += p_error_from_logits(logits.numpy(), good_id).tolist()
+        # softmax is monotonic: the likeliest category token is the one with the largest logit
+        predicted += [cat_names[j] for j in logits[:, cat_ids].argmax(-1).tolist()]
     return p_error, predicted
 
 
@@ -217,18 +217,18 @@ def first_token_metrics(
     category. Metrics that need a class absent from the set are left out."""
     import numpy as np
 
-    from discriminator.metrics import auroc, binary_metrics
+    from discriminator.metrics import EvalData, auroc, binary_metrics, category_metrics
 
     y = np.array([c != prompt.GOOD for c in true_categories], dtype=bool)
     p = np.asarray(p_error, dtype=float)
+    data = EvalData([], y, p >= threshold, p, list(true_categories), list(predicted))
     out: dict[str, float] = {}
     if (area := auroc(y, p)) is not None:
         out["auroc"] = area
-    out["balanced_accuracy"] = binary_metrics(y, p >= threshold)["balanced_accuracy"]
-    detected = [i for i in range(len(y)) if y[i] and p[i] >= threshold]
-    if detected:
-        right = sum(predicted[i] == true_categories[i] for i in detected)
-        out["category_accuracy"] = right / len(detected)
+    out["balanced_accuracy"] = binary_metrics(y, data.y_pred)["balanced_accuracy"]
+    # the evaluation report's definition: right category among detected errors
+    if (right := category_metrics(data)["category_accuracy"]) is not None:
+        out["category_accuracy"] = right
     return out
 
 
@@ -566,8 +566,8 @@ def export_adapter(
     state = json.loads((src / "trainer_state.json").read_text())
     history = state.get("log_history", [])
     train_losses = [h["loss"] for h in history if "loss" in h]
-    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     evals = [h for h in history if "eval_loss" in h]
+    eval_losses = [h["eval_loss"] for h in evals]
     summary = {
         "global_step": state.get("global_step"),
         "final_train_loss": train_losses[-1] if train_losses else None,
