@@ -137,7 +137,8 @@ def run_project(s: dict[str, Any]) -> dict[str, Any]:
     for batch in scoring.bucket_batches(
         [len(x) for x in seqs[:k]], sc.batch_tokens, sc.max_batch_size
     ):
-        p += [(i, v) for i, v in zip(batch, scorer.prefill([seqs[i] for i in batch]))]
+        logits = scorer.prefill([seqs[i] for i in batch])
+        p += [(i, v) for i, v in zip(batch, scoring.p_error_from_logits(logits, scorer.good_id))]
     warm_s = time.perf_counter() - t0
     if threshold is None:
         values = np.array([v for _, v in p], dtype=np.float64)

@@ -61,10 +61,12 @@ from discriminator.config import ScoreConfig, from_dict, to_dict
 from discriminator.data import JSONL_SUFFIXES, PARQUET_SUFFIXES, check_row, derive_note_id
 from discriminator.prompt import (
     ANSWER_PREFIX,
+    CATEGORIES,
     GOOD,
     OTHER,
     PROMPT_VERSION,
     answer_ids,
+    first_token_ids,
     fit_note,
     parse_reason,
     prompt_overhead,
@@ -125,6 +127,18 @@ def p_error_from_logits(logits: Any, good_id: int) -> np.ndarray:
     return 1.0 - np.exp(log_p_good)
 
 
+def forced_first_tokens(logits: Any, candidate_ids: list[int]) -> np.ndarray:
+    """Per row of last-position logits [batch, vocab], the likeliest of `candidate_ids`.
+
+    A note the prefill flags (p_error >= threshold) can still have "good" as its single likeliest
+    first token while the error categories together hold more mass; greedy decoding would then
+    contradict the verdict. Generation for a flagged note therefore starts from the likeliest
+    error-category token, so its reason and category follow the verdict.
+    """
+    x = np.asarray(logits, dtype=np.float64)[:, candidate_ids]
+    return np.asarray(candidate_ids, dtype=np.int64)[x.argmax(axis=-1)]
+
+
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[Any, Any]:
     """(ids, attention mask) as [batch, width] long tensors, padded on the left so every
     sequence ends at the last column."""
@@ -177,12 +191,20 @@ def bucket_batches(lengths: list[int], batch_tokens: int, max_batch_size: int) -
     return batches
 
 
-def finish_row(p_error: float, generated: str | None, mode: str, threshold: float) -> dict:
+def finish_row(
+    p_error: float,
+    generated: str | None,
+    mode: str,
+    threshold: float,
+    decided: str | None = None,
+) -> dict:
     """verdict / reason / category of one scored note.
 
     `generated` is the decoded continuation after the forced answer prefix (None when not
     generated). threshold/never: the verdict comes from p_error. always: from the parsed
-    generation (p_error decides only when the generation cannot be parsed).
+    generation (p_error decides only when the generation cannot be parsed). `decided`: the
+    category whose first token a flagged note's generation was started from; it names the
+    category when the generated reason does not parse to one.
     """
     verdict = "error" if p_error >= threshold else "good"
     if generated is None:
@@ -190,6 +212,9 @@ def finish_row(p_error: float, generated: str | None, mode: str, threshold: floa
             return {"verdict": "good", "reason": GOOD, "category": GOOD}
         return {"verdict": "error", "reason": None, "category": None}
     parsed = parse_reason(ANSWER_PREFIX + generated)
+    if decided is not None and verdict == "error":
+        category = parsed.category if parsed.category in CATEGORIES else decided
+        return {"verdict": "error", "reason": parsed.reason or None, "category": category}
     if mode == "always" and parsed.verdict != "unparsed":
         verdict = parsed.verdict
     if parsed.verdict == "unparsed":
@@ -561,6 +586,13 @@ class Scorer:
                 model = model.merge_and_unload()  # one matmul per layer instead of three
         self.model = model.eval()
         self.prefix, self.good_id = answer_ids(self.tok)
+        try:  # the tokens an error answer starts with ("Timeline", "PHI", ...)
+            firsts = first_token_ids(self.tok)
+            self.error_ids = [firsts[c] for c in CATEGORIES]
+            self.category_of_id = {firsts[c]: c for c in CATEGORIES}
+        except ValueError:  # labels share a first token: any token but "good"
+            self.error_ids = [i for i in range(len(self.tok)) if i != self.good_id]
+            self.category_of_id = {}
         eos = {self.tok.eos_token_id}
         eos |= {self.tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")}
         eos = sorted(i for i in eos if isinstance(i, int) and i != self.tok.unk_token_id)
@@ -573,38 +605,54 @@ class Scorer:
         )
 
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:
-        """p_error per sequence from one forward pass over prompt + answer prefix."""
-        logits = last_logits(self.model, seqs, self.tok.pad_token_id, self.device)
-        return p_error_from_logits(logits.numpy(), self.good_id)
+        """Last-position logits [batch, vocab] from one forward pass over prompt + answer prefix."""
+        return last_logits(self.model, seqs, self.tok.pad_token_id, self.device).numpy()
 
-    def generate(self, seqs: list[list[int]]) -> list[str]:
-        """Greedy continuation after the forced answer prefix, decoded."""
+    def generate(self, seqs: list[list[int]], first: list[int] | None = None) -> list[str]:
+        """Greedy continuation after the forced answer prefix, decoded. With `first`, each
+        sequence's answer starts with that token (included in the decoded text)."""
+        forced = 0 if first is None else 1
+        if first is not None:
+            seqs = [[*s, int(f)] for s, f in zip(seqs, first)]
         ids, mask = (t.to(self.device) for t in left_pad(seqs, self.tok.pad_token_id))
         with self.torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, generation_config=self.gen_config
             )
-        return self.tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+        return self.tok.batch_decode(out[:, ids.shape[1] - forced :], skip_special_tokens=True)
 
     def _score(self, seqs: list[list[int]]) -> list[dict]:
         mode, threshold = self.cfg.scoring.generate, self.cfg.scoring.threshold
         phase = "prefill"
         try:
-            p = self.prefill(seqs)
+            logits = self.prefill(seqs)
+            p = p_error_from_logits(logits, self.good_id)
             want = [
                 i
                 for i in range(len(seqs))
                 if mode == "always" or (mode == "threshold" and p[i] >= threshold)
             ]
             texts: dict[int, str] = {}
+            decided: dict[int, str] = {}
             if want:
                 phase = "generation"
-                texts = dict(zip(want, self.generate([seqs[i] for i in want])))
+                first = None
+                if mode == "threshold":  # the verdict is the prefill's: the reason must follow it
+                    first = forced_first_tokens(logits[want], self.error_ids)
+                    decided = {
+                        i: c
+                        for i, f in zip(want, first.tolist())
+                        if (c := self.category_of_id.get(f))
+                    }
+                texts = dict(zip(want, self.generate([seqs[i] for i in want], first)))
         except Exception as e:
             e.add_note(phase)
             raise
         return [
-            {"p_error": float(p[i]), **finish_row(float(p[i]), texts.get(i), mode, threshold)}
+            {
+                "p_error": float(p[i]),
+                **finish_row(float(p[i]), texts.get(i), mode, threshold, decided.get(i)),
+            }
             for i in range(len(seqs))
         ]
 

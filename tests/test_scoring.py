@@ -191,6 +191,47 @@ def test_finish_row_modes():
     }
 
 
+def test_forced_first_token_is_the_likeliest_error_category():
+    # "good" is the single likeliest token (0.40) but the error tokens hold 0.60: flagged at 0.5
+    good, cats = 0, [3, 5, 7]
+    probs = np.full((2, 10), 1e-6)
+    probs[0, [good, 3, 5, 7]] = [0.40, 0.15, 0.35, 0.10]
+    probs[1, [good, 3, 5, 7]] = [0.05, 0.20, 0.05, 0.70]
+    logits = np.log(probs)
+    assert list(scoring.p_error_from_logits(logits, good) >= 0.5) == [True, True]
+    assert scoring.forced_first_tokens(logits, cats).tolist() == [5, 7]  # never `good`
+    # the decided category names the row when the generated reason does not parse to one
+    row = scoring.finish_row(0.6, "Tim garbage", "threshold", 0.5, decided="timeline")
+    assert row == {"verdict": "error", "reason": "Tim garbage", "category": "timeline"}
+    row = scoring.finish_row(0.6, 'PHI error: name differs."}', "threshold", 0.5, decided="phi")
+    assert row["category"] == "phi" and row["reason"] == "PHI error: name differs."
+
+
+def test_flagged_notes_get_a_reason_that_follows_the_verdict(tiny_model_dir, adapter_dir, tmp_path):
+    """Every note flagged by the prefill gets a reason starting from the likeliest error-category
+    token, and that category, even where greedy decoding alone would start elsewhere."""
+    import torch
+
+    from discriminator.prompt import CATEGORIES, first_token_ids
+
+    cfg = smoke_cfg(tiny_model_dir, adapter_dir, [], tmp_path / "o", scoring__threshold=0.0)
+    scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg))
+    seqs = [
+        scoring.fit_prompt(scorer.tok, n, cfg.scoring.max_prompt_tokens)[0]
+        for n in make_notes(6, seed=5)
+    ]
+    rows = scorer._score(seqs)
+    firsts = first_token_ids(scorer.tok)
+    logits = scoring.last_logits(scorer.model, seqs, scorer.tok.pad_token_id, torch.device("cpu"))
+    greedy = logits.argmax(-1).tolist()
+    by_cat = logits[:, [firsts[c] for c in CATEGORIES]].argmax(-1).tolist()
+    assert any(g not in firsts.values() for g in greedy)  # plain greedy would not start with one
+    for row, want in zip(rows, by_cat):
+        assert row["verdict"] == "error" and row["category"] == CATEGORIES[want]
+        token = scorer.tok.decode([firsts[CATEGORIES[want]]]).strip()
+        assert row["reason"] and row["reason"].startswith(token)
+
+
 def test_scrub_error_never_echoes_the_message():
     e = ValueError("patient John Smith MRN 123")
     msg = scoring.scrub_error(e, "prefill")
