@@ -99,6 +99,9 @@ class OptimConfig:
     """Non-reentrant activation checkpointing: about -35% memory, +33% compute."""
     optim: str = "paged_adamw_8bit"
     """Optimizer name for transformers (paged_adamw_8bit on GPU; adamw_torch on CPU)."""
+    decision_weight: float = 1.0
+    """Loss weight of the answer's first token, the decision (good or the error's category);
+    1 is plain SFT, where it is one of ~20-40 answer tokens."""
     seed: int = 42
     """Seed for data order, LoRA init and dropout."""
 

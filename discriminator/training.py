@@ -232,7 +232,24 @@ def first_token_metrics(
     return out
 
 
+def decision_weights(labels: Any, offset: int, weight: float) -> Any:
+    """Per-position loss weights [batch, T]: `weight` at each row's decision token (the
+    `offset`-th label after the first supervised one, i.e. the token after the answer prefix),
+    1 elsewhere. `labels` are already shifted to align with the predicted positions."""
+    import torch
+
+    w = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    supervised = labels != -100
+    has = supervised.any(dim=1)
+    first = supervised.float().argmax(dim=1)  # first supervised position of each row
+    pos = (first + offset).clamp(max=labels.shape[1] - 1)
+    rows = torch.arange(labels.shape[0], device=labels.device)[has]
+    w[rows, pos[has]] = weight
+    return w
+
+
 def _trainer_class() -> Any:
+    import torch
     from trl import SFTTrainer
 
     class DiscriminatorSFTTrainer(SFTTrainer):
@@ -240,6 +257,23 @@ def _trainer_class() -> Any:
         they reach the progress line, Ray Train's reports, Tune and TensorBoard)."""
 
         first_token_eval: list[dict[str, Any]] = []  # prompt-completion records
+        decision_weight: float = 1.0
+        decision_offset: int = 0  # answer-prefix tokens before the decision token
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.decision_weight == 1.0 or not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # TRL's fused path (per-token log-probs of the labels), with the decision token of
+            # every answer weighted: the same normalisation as TRL's, so weight 1 is plain SFT.
+            inputs["use_cache"] = False
+            outputs = model(**inputs, fused_lm_head=True)
+            labels = inputs["labels"][:, 1:]
+            weights = decision_weights(labels, self.decision_offset, self.decision_weight)
+            n = outputs.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
+            loss = -(outputs.log_probs * weights).sum() / torch.as_tensor(n).clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            return (loss, outputs) if return_outputs else loss
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "eval_loss" in logs and self.first_token_eval:
@@ -337,6 +371,8 @@ def build_sft_trainer(
         callbacks=callbacks,
     )
     trainer.first_token_eval = list(data.eval)
+    trainer.decision_weight = cfg.optim.decision_weight
+    trainer.decision_offset = len(prompt.answer_ids(tokenizer)[0])
     return trainer
 
 

@@ -70,6 +70,36 @@ def test_loss_mask_is_the_answer_plus_end_of_turn(tiny_model_dir, data_files, tm
         assert int(where[-1]) == int(batch["attention_mask"][i].sum()) - 1
 
 
+def test_decision_weight_lands_on_the_answers_first_token(tiny_model_dir, data_files, tmp_path):
+    from discriminator import prompt
+
+    cfg = _cfg(tiny_model_dir, data_files, "optim.decision_weight=10")
+    tok = load_tokenizer(str(tiny_model_dir))
+    data = training.prepare_data(cfg, tok)
+    trainer = training.build_sft_trainer(cfg, data, "cpu", str(tmp_path), [])
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+    labels = batch["labels"][:, 1:]  # aligned with the predicted positions, as in the loss
+    w = training.decision_weights(labels, trainer.decision_offset, trainer.decision_weight)
+    decisions = set(prompt.first_token_ids(tok).values())
+    for i, rec in enumerate(data.train[:8]):
+        (pos,) = (w[i] == 10).nonzero().flatten().tolist()  # exactly one weighted position
+        want = prompt.parse_reason(rec["completion"][0]["content"]).category
+        assert want in (prompt.GOOD, *prompt.CATEGORIES)
+        assert int(labels[i, pos]) == prompt.first_token_ids(tok)[want] in decisions
+    assert int((w != 1).sum()) == 8
+    # the weighted loss: weight 1 equals TRL's own loss on the same batch
+    model = trainer.model.train()
+    inputs = {k: v for k, v in batch.items()}
+    trainer.decision_weight = 1.0  # TRL's own path
+    plain = trainer.compute_loss(model, dict(inputs))
+    trainer.decision_weight = 1.000001  # ours, with (almost) no weight
+    same = trainer.compute_loss(model, dict(inputs))
+    trainer.decision_weight = 10.0
+    heavier = trainer.compute_loss(model, dict(inputs))
+    assert same.item() == pytest.approx(plain.item(), rel=1e-4)
+    assert heavier.item() > plain.item()
+
+
 def test_max_length_never_cuts_an_answer(tiny_model_dir, data_files):
     cfg = _cfg(tiny_model_dir, data_files, "data.max_prompt_tokens=600")
     tok = load_tokenizer(str(tiny_model_dir))
