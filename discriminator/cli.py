@@ -57,6 +57,7 @@ def _synth(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         categories=args.categories,
         length=args.length,
+        kinds=args.kinds,
     )
     splits = stats.get("splits", {})
     sizes = ", ".join(
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="restrict injected errors to these categories (default: all five)",
+    )
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        help="restrict injected errors to these kinds, e.g. template_token truncated_note "
+        "(default: all 34; `discriminator.synth.ERROR_KINDS` lists them)",
     )
     p.add_argument(
         "--length",

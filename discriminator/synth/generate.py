@@ -16,7 +16,7 @@ from typing import Any
 
 from ..prompt import CATEGORIES, GOOD
 from .check import check_story, check_text
-from .inject import inject
+from .inject import ERROR_KINDS, inject
 from .render import pick_style, render
 from .story import HARD_NEGATIVES, Story, build_story, make_patient
 
@@ -55,7 +55,7 @@ def plan(n: int, seed: int, error_rate: float, categories: list[str]) -> list[st
 
 
 def build_record(
-    seed: int, i: int, length: str, category: str | None
+    seed: int, i: int, length: str, category: str | None, kinds: frozenset[str] | None = None
 ) -> tuple[dict[str, Any], Story]:
     """Record `i` and the story it was rendered from (the corrupted story for story errors)."""
     rng = random.Random(f"synth:{seed}:{i}")
@@ -75,9 +75,10 @@ def build_record(
     if category is None:
         note, reason, kind = render(story, style), GOOD, GOOD
     else:
-        inj = inject(story, style, category, random.Random(f"synth:{seed}:{i}:inject"))
+        inj = inject(story, style, category, random.Random(f"synth:{seed}:{i}:inject"), kinds)
         if inj is None:  # every category has kinds that always apply; this is a bug
-            raise RuntimeError(f"no {category} error applies to record synth-{seed}-{i}")
+            which = f"of kinds {sorted(kinds)}" if kinds else category
+            raise RuntimeError(f"no {which} error applies to record synth-{seed}-{i}")
         note, reason, kind = inj.note, inj.reason, inj.kind
         story = inj.meta.pop("_story", story)
         meta.update(inj.meta)
@@ -93,7 +94,22 @@ def build_record(
     return rec, story
 
 
-def _validate(n: int, error_rate: float, categories: list[str] | None, length: str) -> list[str]:
+def _validate(
+    n: int,
+    error_rate: float,
+    categories: list[str] | None,
+    length: str,
+    kinds: list[str] | None = None,
+) -> list[str]:
+    """The categories to inject (those of `kinds` when kinds are given)."""
+    if kinds:
+        bad = [k for k in kinds if k not in ERROR_KINDS]
+        if bad:
+            raise ValueError(f"unknown error kinds {bad}; valid: {sorted(ERROR_KINDS)}")
+        of_kinds = sorted({ERROR_KINDS[k] for k in kinds}, key=CATEGORIES.index)
+        if categories and set(categories) != set(of_kinds):
+            raise ValueError(f"kinds {list(kinds)} are of categories {of_kinds}, not {categories}")
+        categories = of_kinds
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not 0.0 <= error_rate <= 1.0:
@@ -113,11 +129,15 @@ def generate_records(
     error_rate: float = 0.5,
     categories: list[str] | None = None,
     length: str = "realistic",
+    kinds: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """`n` labelled synthetic discharge notes (see the module docstring of the package)."""
-    cats = _validate(n, error_rate, categories, length)
+    """`n` labelled synthetic discharge notes (see the module docstring of the package).
+    `kinds` restricts the injected errors to those kinds (and so to their categories)."""
+    cats = _validate(n, error_rate, categories, length, kinds)
+    only = frozenset(kinds) if kinds else None
     return [
-        build_record(seed, i, length, c)[0] for i, c in enumerate(plan(n, seed, error_rate, cats))
+        build_record(seed, i, length, c, only)[0]
+        for i, c in enumerate(plan(n, seed, error_rate, cats))
     ]
 
 
@@ -186,13 +206,14 @@ def write_splits(
     categories: list[str] | None = None,
     length: str = "realistic",
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    kinds: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write train/eval/test JSONL (patient-disjoint) and stats.json; return the stats."""
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(
             f"fractions must be three non-negative numbers summing to 1, got {fractions}"
         )
-    records = generate_records(n, seed, error_rate, categories, length)
+    records = generate_records(n, seed, error_rate, categories, length, kinds)
     by_patient: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_patient.setdefault(r["patient_id"], []).append(r)
@@ -213,7 +234,8 @@ def write_splits(
         "n": n,
         "error_rate": error_rate,
         "length": length,
-        "categories": categories or list(CATEGORIES),
+        "categories": _validate(n, error_rate, categories, length, kinds),
+        "kinds": sorted(kinds) if kinds else None,
         "fractions": list(fractions),
         "splits": {},
     }

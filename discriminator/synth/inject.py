@@ -936,10 +936,19 @@ def _span(old: str, new: str, note: str) -> tuple[str | None, str] | None:
     return None
 
 
-def inject(story: Story, style: Style, category: str, rng: random.Random) -> Injected | None:
-    """One error of `category` in a copy of `story`; None if no kind of it applies."""
+def inject(
+    story: Story,
+    style: Style,
+    category: str,
+    rng: random.Random,
+    only: frozenset[str] | None = None,
+) -> Injected | None:
+    """One error of `category` (of the kinds in `only`, if given) in a copy of `story`; None if
+    no such kind applies."""
     kinds = list(KINDS_BY_CATEGORY[category])
     rng.shuffle(kinds)
+    if only is not None:
+        kinds = [k for k in kinds if k in only]
     good_secs = render_sections(story, style)
     good = join_sections(good_secs, style)
     for kind in kinds:
