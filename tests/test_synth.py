@@ -164,6 +164,18 @@ def test_categories_restrict():
     )
 
 
+def test_kinds_restrict_errors_to_those_kinds():
+    kinds = ["template_token", "truncated_note", "implausible_vital"]
+    recs = generate_records(120, seed=4, length="short", kinds=kinds)
+    got = Counter(r["kind"] for r in recs if r["category"] != "good")
+    assert set(got) == set(kinds) and min(got.values()) >= 10
+    assert {r["category"] for r in recs} == {"good", "structure", "clinical_logic"}
+    with pytest.raises(ValueError, match="unknown error kinds"):
+        generate_records(10, kinds=["nope"])
+    with pytest.raises(ValueError, match="are of categories"):
+        generate_records(10, kinds=["template_token"], categories=["timeline"])
+
+
 def test_reasons_are_labelled_short_and_parse(both):
     for r in both:
         reason = r["reason"]
