@@ -170,6 +170,9 @@ def test_kinds_restrict_errors_to_those_kinds():
     got = Counter(r["kind"] for r in recs if r["category"] != "good")
     assert set(got) == set(kinds) and min(got.values()) >= 10
     assert {r["category"] for r in recs} == {"good", "structure", "clinical_logic"}
+    # a kind that does not apply to every note is drawn again for those notes
+    one = generate_records(1000, seed=7, length="short", kinds=["truncated_note"])
+    assert Counter(r["kind"] for r in one) == {"good": 500, "truncated_note": 500}
     with pytest.raises(ValueError, match="unknown error kinds"):
         generate_records(10, kinds=["nope"])
     with pytest.raises(ValueError, match="are of categories"):

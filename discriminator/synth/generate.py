@@ -76,9 +76,14 @@ def build_record(
         note, reason, kind = render(story, style), GOOD, GOOD
     else:
         inj = inject(story, style, category, random.Random(f"synth:{seed}:{i}:inject"), kinds)
+        for attempt in range(1, 8 if kinds else 1):  # a chosen kind may not apply at first draw
+            if inj is not None:
+                break
+            rng_t = random.Random(f"synth:{seed}:{i}:inject:{attempt}")
+            inj = inject(story, style, category, rng_t, kinds)
         if inj is None:  # every category has kinds that always apply; this is a bug
-            which = f"of kinds {sorted(kinds)}" if kinds else category
-            raise RuntimeError(f"no {which} error applies to record synth-{seed}-{i}")
+            which = f"{category} error of kinds {sorted(kinds)}" if kinds else f"{category} error"
+            raise RuntimeError(f"no {which} applies to record synth-{seed}-{i}")
         note, reason, kind = inj.note, inj.reason, inj.kind
         story = inj.meta.pop("_story", story)
         meta.update(inj.meta)
