@@ -125,3 +125,37 @@ def test_window_and_names():
     assert train_gpu.profiles(["80gb=x.yaml,optim.gradient_checkpointing=false"])["project-80gb"][
         "overrides"
     ] == ["optim.gradient_checkpointing=false"]
+
+
+@pytest.mark.slow
+def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
+    """The learning-curve benchmark on a toy size: every point is trained on Ray Train, scored
+    and written; a second run with the same arguments trains and scores nothing again."""
+    import ray
+
+    from benchmarks import learning
+    from discriminator.prompt import CATEGORIES
+
+    out = tmp_path / "curve.json"
+    args = ["--models", "tiny", "--decision-weights", "10", "--points", "8", "16",
+            "--notes", "80", "--test-notes", "8", "--categories", "structure",
+            "--batch-size", "4", "--save-steps", "1",
+            "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
+    try:
+        assert learning.main(args) == 0
+        report = json.loads(out.read_text())
+        (curve,) = report["curves"].values()
+        assert curve["model"] == "tiny" and curve["decision_weight"] == 10
+        points = curve["points"]
+        assert [p["examples"] for p in points] == [0, 8, 16]
+        assert [p["step"] for p in points] == [0, 2, 4]  # 4 notes a step
+        for p in points:
+            assert 0 <= p["accuracy"] <= 1 and set(p["recall"]) <= set(CATEGORIES)
+        assert out.with_suffix(".png").stat().st_size > 10_000
+        capsys.readouterr()
+        assert learning.main(args) == 0  # resumed: nothing left to do
+        log = capsys.readouterr().out
+        assert "training to" not in log and "zero-shot" not in log
+        assert json.loads(out.read_text())["curves"] == report["curves"]
+    finally:
+        ray.shutdown()

@@ -1,0 +1,325 @@
+"""Learning curve of the real training path: does fine-tuning turn a base into a discriminator?
+
+    python -m benchmarks.learning                                  # smollm2 + tiny, 2,000 examples
+    python -m benchmarks.learning --models tiny --categories structure --train-examples 800
+    python -m benchmarks.learning --decision-weights 1 10          # plain vs decision-weighted loss
+
+For every (model, decision weight) it fine-tunes with the training job's own code (TRL
+`SFTTrainer` on Ray Train, LoRA on the seven projections, the prompt contract, completion-only
+loss; NF4 or plain weights), stopping at each point of `--points` (training examples seen) to
+score the held-out test split with the scoring job's `Scorer` (one prefill for p_error, the reason
+generated for flagged notes) and the evaluation's metrics: AUROC, balanced accuracy, per-category
+recall and the share of detected errors whose reason names the right category. Step 0 is the
+base model itself (zero-shot). All runs see the same synthetic notes in the same order.
+
+The learning rate is constant after warm-up, so the checkpoint at N examples is the same whatever
+the last point is. Resumable: each point's figures are written to the JSON as they come, and a
+run that was cut off goes on from the last Ray Train checkpoint and the last scored point when
+started again with the same arguments. A PNG of the curves is written beside the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+DEFAULT_OUT = common.RESULTS / "learning_cpu.json"
+
+
+def _train_config(args: argparse.Namespace, model: str, weight: float, data: Path, max_steps: int):
+    from discriminator.config import TrainConfig, load_config
+
+    quant = args.quantization
+    sets = [
+        f"model.name_or_path={model}",
+        f"model.quantization={quant}",
+        f"model.dtype={args.dtype}",
+        f"lora.r={args.lora_r}",
+        f"lora.alpha={2 * args.lora_r}",
+        "lora.dropout=0.0",
+        f"data.train_path={data / 'train.jsonl'}",
+        "data.eval_path=null",
+        f"data.max_prompt_tokens={args.max_prompt_tokens}",
+        f"optim.max_steps={max_steps}",
+        f"optim.learning_rate={args.learning_rate[model]}",
+        f"optim.per_device_train_batch_size={args.micro_batch}",
+        f"optim.gradient_accumulation_steps={args.batch_size // (args.workers * args.micro_batch)}",
+        "optim.warmup_ratio=0.0",
+        "optim.lr_scheduler_type=constant",
+        "optim.optim=adamw_torch",
+        "optim.gradient_checkpointing=false",
+        f"optim.decision_weight={weight}",
+        f"run.num_workers={args.workers}",
+        f"run.use_gpu={str(common.on_cuda()).lower()}",
+        "run.cpus_per_worker=1",
+        f"run.save_steps={min(args.save_steps, max_steps)}",  # + one at the end of each segment
+        "run.logging_steps=5",
+        "run.num_to_keep=2",
+        "run.max_failures=0",
+    ]
+    return load_config(TrainConfig, None, sets)
+
+
+def _score(model: str, adapter: str | None, test: list[dict], args: argparse.Namespace) -> dict:
+    """The scorer and the evaluation metrics on the test notes."""
+    from discriminator import metrics, scoring
+    from discriminator.config import ScoreConfig, load_config, to_dict
+    from discriminator.data import Record
+
+    cfg = load_config(
+        ScoreConfig,
+        None,
+        [
+            f"model.name_or_path={model}",
+            "model.quantization=none",
+            f"model.dtype={'bfloat16' if common.on_cuda() else 'float32'}",
+            f"adapter={adapter}" if adapter else "adapter=null",
+            "scoring.generate=threshold",
+            f"scoring.max_new_tokens={args.max_new_tokens}",
+            f"scoring.max_prompt_tokens={args.max_prompt_tokens}",
+            "scoring.batch_tokens=8192",
+            "scoring.max_batch_size=8",
+        ],
+    )
+    t0 = time.time()
+    scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg))
+    seqs = [scoring.fit_prompt(scorer.tok, r["note"], args.max_prompt_tokens)[0] for r in test]
+    rows: list[dict | None] = [None] * len(seqs)
+    for batch in scoring.bucket_batches([len(s) for s in seqs], 8192, 8):
+        for i, row in zip(batch, scorer._score([seqs[i] for i in batch])):
+            rows[i] = row
+    seconds = time.time() - t0
+    del scorer
+    scores = metrics.Scores(
+        note_id=[r["id"] for r in test],
+        status=["ok"] * len(test),
+        verdict=[r["verdict"] for r in rows],
+        p_error=[r["p_error"] for r in rows],
+        category=[r["category"] for r in rows],
+        files=0,
+    )
+    records = [
+        Record(
+            note="", reason=r["reason"], id=r["id"], source="test", line=i, category=r["category"]
+        )
+        for i, r in enumerate(test, start=1)
+    ]
+    m = metrics.compute_metrics(metrics.join(records, scores))
+    per = m["per_category"]
+    kinds: dict[str, list[bool]] = {}
+    for r, row in zip(test, rows):
+        kinds.setdefault(r.get("kind") or r["category"], []).append(row["verdict"] == "error")
+    return {
+        "auroc": m["auroc"],
+        "balanced_accuracy": m["balanced_accuracy"],
+        "accuracy": m["accuracy"],
+        "category_named": m["category_accuracy"],
+        "recall": {c: v["recall"] for c, v in per.items()},
+        "named_rate": {c: v["named_rate"] for c, v in per.items()},
+        "flagged_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(kinds.items())},
+        "flagged_share": float(sum(r["verdict"] == "error" for r in rows) / len(rows)),
+        "score_seconds": round(seconds, 1),
+    }
+
+
+def _train_to(cfg: Any, prepared: Any, storage: Path, name: str) -> dict:
+    """Fit (or resume) the Ray Train run up to cfg.optim.max_steps; train loss + timing."""
+    from discriminator import training
+
+    t0 = time.time()
+    result = training.build_trainer(cfg, prepared, str(storage), name).fit()
+    ckpt = training.latest_checkpoint_dir(result)
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    return {
+        "checkpoint": str(ckpt),
+        "step": state["global_step"],
+        "train_loss": losses[-1] if losses else None,
+        "tokens_seen": state.get("num_input_tokens_seen"),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+
+
+def _save(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+    plot(report, path.with_suffix(".png"))
+
+
+def run_curve(args: argparse.Namespace, report: dict, model: str, weight: float) -> None:
+    from discriminator import modeling, training
+
+    key = f"{model} w{weight:g}"
+    curve = report["curves"].setdefault(
+        key, {"model": model, "decision_weight": weight, "points": []}
+    )
+    done = {p["examples"] for p in curve["points"]}
+    data = Path(args.work) / "data"
+    test = [json.loads(x) for x in (data / "test.jsonl").read_text().splitlines()]
+    if 0 not in done and args.zero_shot:
+        print(f"[learning] {key}: scoring the base model (zero-shot)", flush=True)
+        point = {"examples": 0, "step": 0, **_score(model, None, test, args)}
+        curve["points"].append(point)
+        _save(Path(args.out), report)
+        _print(key, point)
+    storage = Path(args.work) / "ray"
+    name = f"{model}-w{weight:g}".replace(".", "_")
+    for n in args.points:
+        if n in done:
+            continue
+        steps = n // args.batch_size
+        cfg = _train_config(args, model, weight, data, steps)
+        prepared = training.prepare_data(cfg, modeling.load_tokenizer(model))
+        print(f"[learning] {key}: training to {n} examples (step {steps})", flush=True)
+        trained = _train_to(cfg, prepared, storage, name)
+        point = {"examples": n, **trained, **_score(model, trained["checkpoint"], test, args)}
+        point.pop("checkpoint")
+        curve["points"].append(point)
+        curve["points"].sort(key=lambda p: p["examples"])
+        _save(Path(args.out), report)
+        _print(key, point)
+
+
+def _print(key: str, p: dict) -> None:
+    def f(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    recall = " ".join(f"{c[:5]} {f(v)}" for c, v in p["recall"].items())
+    print(
+        f"[learning] {key} @ {p['examples']} examples: AUROC {f(p['auroc'])}  balanced "
+        f"{f(p['balanced_accuracy'])}  named {f(p['category_named'])}  recall: {recall}",
+        flush=True,
+    )
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = report["curves"]
+    if not curves:
+        return
+    fig, axes = plt.subplots(1, 2 + len(curves), figsize=(5 * (2 + len(curves)), 4))
+    for key, c in curves.items():
+        pts = c["points"]
+        x = [p["examples"] for p in pts]
+        axes[0].plot(x, [p["auroc"] for p in pts], marker="o", label=f"{key} AUROC")
+        axes[0].plot(x, [p["balanced_accuracy"] for p in pts], marker="s", ls="--",
+                     label=f"{key} balanced acc.")  # fmt: skip
+        axes[1].plot(x, [p["category_named"] or 0.0 for p in pts], marker="o", label=key)
+    axes[0].axhline(0.5, color="grey", lw=0.8)
+    axes[0].set(title="detection (test split)", xlabel="training examples", ylim=(0, 1))
+    axes[1].set(title="category named (detected errors)", xlabel="training examples", ylim=(0, 1))
+    for ax, (key, c) in zip(axes[2:], curves.items()):
+        pts = c["points"]
+        x = [p["examples"] for p in pts]
+        for cat in sorted({k for p in pts for k in p["recall"]}):
+            ax.plot(x, [p["recall"].get(cat) for p in pts], marker=".", label=cat)
+        ax.set(title=f"recall by category: {key}", xlabel="training examples", ylim=(0, 1.05))
+        ax.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.learning",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--models", nargs="+", default=["smollm2", "tiny"])
+    p.add_argument("--decision-weights", nargs="+", type=float, default=[1.0],
+                   help="loss weight of the answer's first token (1 = plain SFT)")  # fmt: skip
+    p.add_argument("--points", nargs="+", type=int, default=[250, 500, 1000, 2000],
+                   help="training examples seen at each scored checkpoint")  # fmt: skip
+    p.add_argument("--notes", type=int, default=2500, help="synthetic notes (80/10/10 split)")
+    p.add_argument("--test-notes", type=int, default=120, help="test notes scored at each point")
+    p.add_argument("--categories", nargs="+", default=None, help="error categories (all five)")
+    p.add_argument("--kinds", nargs="+", default=None, help="error kinds (all of the categories)")
+    p.add_argument("--length", default="short", choices=["short", "realistic"])
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="notes per optimizer step, all workers"
+    )
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers")
+    p.add_argument("--micro-batch", type=int, default=1,
+                   help="notes per worker per forward (the rest is gradient accumulation)")  # fmt: skip
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lr-smollm2", type=float, default=1e-3)
+    p.add_argument("--lr-tiny", type=float, default=3e-3)
+    p.add_argument("--quantization", default="none", choices=["none", "nf4"])
+    p.add_argument("--dtype", default=None, help="model dtype (float32 on CPU, bfloat16 on GPU)")
+    p.add_argument("--max-prompt-tokens", type=int, default=1280)
+    p.add_argument("--max-new-tokens", type=int, default=12, help="reason tokens generated")
+    p.add_argument("--no-zero-shot", dest="zero_shot", action="store_false")
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--save-steps", type=int, default=10, help="checkpoint interval (resume)")
+    p.add_argument("--work", default="runs/learning", help="data and checkpoints (resumable)")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    args = p.parse_args(argv)
+    args.dtype = args.dtype or ("bfloat16" if common.on_cuda() else "float32")
+    args.learning_rate = {"smollm2": args.lr_smollm2, "tiny": args.lr_tiny}
+    for m in args.models:
+        args.learning_rate.setdefault(m, args.lr_smollm2)
+    args.points = sorted(args.points)
+    if args.batch_size % (args.workers * args.micro_batch):
+        p.error("--batch-size must be a multiple of --workers x --micro-batch")
+    if args.points[-1] * 10 > args.notes * 8 * 10:
+        p.error(f"--points up to {args.points[-1]} need --notes >= {args.points[-1] * 10 // 8}")
+
+    common.set_env()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from discriminator.runtime import init_ray
+    from discriminator.synth import write_splits
+
+    data = Path(args.work) / "data"
+    # Curves of other models or weights may be added to a report; anything else makes a new one.
+    skip = ("out", "work", "models", "decision_weights", "learning_rate")
+    settings = {k: v for k, v in vars(args).items() if k not in skip}
+    out = Path(args.out)
+    report: dict[str, Any] = {}
+    if out.exists():
+        report = json.loads(out.read_text())
+        old = {k: v for k, v in report.get("settings", {}).items() if k not in skip}
+        if old != settings:
+            print(f"[learning] {out} was made with other settings; starting a new report")
+            report = {}
+    if not (data / "test.jsonl").exists():
+        write_splits(data, args.notes, seed=args.seed, categories=args.categories,
+                     length=args.length, kinds=args.kinds)  # fmt: skip
+        test = (data / "test.jsonl").read_text().splitlines()[: args.test_notes]
+        (data / "test.jsonl").write_text("\n".join(test) + "\n")
+    report.setdefault("benchmark", "learning")
+    report.setdefault("started", common.stamp())
+    report["settings"] = settings
+    report.setdefault("learning_rates", {}).update({m: args.learning_rate[m] for m in args.models})
+    report["device"] = common.device_info()
+    report["versions"] = common.versions()
+    report.setdefault("curves", {})
+    init_ray()
+    t0 = time.time()
+    for model in args.models:
+        for weight in args.decision_weights:
+            run_curve(args, report, model, weight)
+    report["finished"] = common.stamp()
+    report["seconds_this_run"] = round(time.time() - t0)
+    _save(out, report)
+    print(f"[learning] written {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
