@@ -19,11 +19,14 @@ from discriminator import modeling, prompt
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _job(module: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """Run a job entry point (`ray_jobs.<module>`) on its own local Ray instance."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
-    env.pop("RAY_ADDRESS", None)
-    return env
+    return subprocess.run(
+        [sys.executable, "-m", f"ray_jobs.{module}", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
 
 
 def test_set_up_installs_the_wheel_the_preset_expects():
@@ -60,9 +63,9 @@ def test_smollm2_is_converted_once_to_a_plain_safetensors_model():
 @pytest.mark.slow
 def test_smollm2_trains_in_nf4_on_ray_train_and_scores(tmp_path):
     adapter = tmp_path / "adapter"
-    train = subprocess.run(
+    train = _job(
+        "train",
         [
-            sys.executable, "-m", "ray_jobs.train",
             "--config", str(REPO / "ray_jobs/configs/smoke.yaml"),
             "--set", "model.name_or_path=smollm2",
             "--set", "data.train_path=synth:n=8,seed=1,length=short",
@@ -73,7 +76,7 @@ def test_smollm2_trains_in_nf4_on_ray_train_and_scores(tmp_path):
             "--set", f"run.storage_path={tmp_path / 'ray'}",
             "--set", f"run.output_dir={adapter}",
         ],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900,
+        timeout=900,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-3000:]
     assert "model smollm2 (nf4)" in train.stdout + train.stderr
@@ -87,16 +90,16 @@ def test_smollm2_trains_in_nf4_on_ray_train_and_scores(tmp_path):
         for r in generate_records(4, seed=3, length="short"):
             fh.write(json.dumps({"id": r["id"], "note": r["note"]}) + "\n")
     out = tmp_path / "scores"
-    score = subprocess.run(
+    score = _job(
+        "score",
         [
-            sys.executable, "-m", "ray_jobs.score",
             "--config", str(REPO / "ray_jobs/configs/smoke_score.yaml"),
             "--set", "model.name_or_path=smollm2",
             "--set", "scoring.max_prompt_tokens=512",
             "--set", "scoring.max_new_tokens=8",
             "--adapter", str(adapter), "--input", str(notes), "--output", str(out),
         ],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600,
+        timeout=600,
     )  # fmt: skip
     assert score.returncode == 0, score.stderr[-3000:]
     rows = pq.read_table(out).to_pylist()
