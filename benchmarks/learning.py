@@ -217,7 +217,8 @@ def plot(report: dict, path: Path) -> None:
         axes[0].plot(x, [p["auroc"] for p in pts], marker="o", label=f"{key} AUROC")
         axes[0].plot(x, [p["balanced_accuracy"] for p in pts], marker="s", ls="--",
                      label=f"{key} balanced acc.")  # fmt: skip
-        axes[1].plot(x, [p["category_named"] or 0.0 for p in pts], marker="o", label=key)
+        named = [p["category_named"] for p in pts]  # none detected: no point
+        axes[1].plot(x, [float("nan") if v is None else v for v in named], marker="o", label=key)
     axes[0].axhline(0.5, color="grey", lw=0.8)
     axes[0].set(title="detection (test split)", xlabel="training examples", ylim=(0, 1))
     axes[1].set(title="category named (detected errors)", xlabel="training examples", ylim=(0, 1))
