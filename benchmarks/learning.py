@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="loss weight of the answer's first token (1 = plain SFT)")  # fmt: skip
     p.add_argument("--points", nargs="+", type=int, default=[250, 500, 1000, 2000],
                    help="training examples seen at each scored checkpoint")  # fmt: skip
-    p.add_argument("--notes", type=int, default=2500, help="synthetic notes (80/10/10 split)")
-    p.add_argument("--test-notes", type=int, default=120, help="test notes scored at each point")
+    p.add_argument("--notes", type=int, default=2600, help="synthetic notes (80/10/10 split)")
+    p.add_argument("--test-notes", type=int, default=100, help="test notes scored at each point")
     p.add_argument("--categories", nargs="+", default=None, help="error categories (all five)")
     p.add_argument("--kinds", nargs="+", default=None, help="error kinds (all of the categories)")
     p.add_argument("--length", default="short", choices=["short", "realistic"])
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quantization", default="none", choices=["none", "nf4"])
     p.add_argument("--dtype", default=None, help="model dtype (float32 on CPU, bfloat16 on GPU)")
     p.add_argument("--max-prompt-tokens", type=int, default=1280)
-    p.add_argument("--max-new-tokens", type=int, default=12, help="reason tokens generated")
+    p.add_argument("--max-new-tokens", type=int, default=8, help="reason tokens generated")
     p.add_argument("--no-zero-shot", dest="zero_shot", action="store_false")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--save-steps", type=int, default=10, help="checkpoint interval (resume)")
