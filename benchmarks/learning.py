@@ -90,11 +90,7 @@ def _score(model: str, adapter: str | None, test: list[dict], args: argparse.Nam
     )
     t0 = time.time()
     scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg))
-    seqs = [scoring.fit_prompt(scorer.tok, r["note"], args.max_prompt_tokens)[0] for r in test]
-    rows: list[dict | None] = [None] * len(seqs)
-    for batch in scoring.bucket_batches([len(s) for s in seqs], 8192, 8):
-        for i, row in zip(batch, scorer._score([seqs[i] for i in batch])):
-            rows[i] = row
+    rows = scorer.score_notes([r["note"] for r in test])
     seconds = time.time() - t0
     del scorer
     scores = metrics.Scores(

@@ -656,6 +656,17 @@ class Scorer:
             for i in range(len(seqs))
         ]
 
+    def score_notes(self, notes: list[str]) -> list[dict]:
+        """Score note texts in this process (prompt budget, length buckets); rows in input order.
+        The loop benchmarks and tests run without Ray Data."""
+        s = self.cfg.scoring
+        seqs = [fit_prompt(self.tok, note, s.max_prompt_tokens)[0] for note in notes]
+        rows: list[dict] = [{} for _ in seqs]
+        for batch in bucket_batches([len(x) for x in seqs], s.batch_tokens, s.max_batch_size):
+            for i, row in zip(batch, self._score([seqs[i] for i in batch])):
+                rows[i] = row
+        return rows
+
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         todo = [i for i, r in enumerate(rows) if r["status"] == "pending"]

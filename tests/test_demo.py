@@ -65,13 +65,7 @@ def test_demo_model_learns_to_discriminate(tmp_path):
     )
     scorer = scoring.Scorer(to_dict(score_cfg), score_cfg.model.name_or_path)
     test = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
-    seqs = [
-        scoring.fit_prompt(scorer.tok, r["note"], score_cfg.scoring.max_prompt_tokens)[0]
-        for r in test
-    ]
-    rows: list[dict] = []
-    for i in range(0, len(seqs), score_cfg.scoring.max_batch_size):
-        rows += scorer._score(seqs[i : i + score_cfg.scoring.max_batch_size])
+    rows = scorer.score_notes([r["note"] for r in test])
 
     y = np.array([r["category"] != "good" for r in test])
     p = np.array([row["p_error"] for row in rows])
