@@ -68,15 +68,16 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _import_medec(args: argparse.Namespace) -> int:
-    from discriminator.medec import ATTRIBUTION, convert_medec, write_jsonl
+    from discriminator.medec import attribution, convert_medec, write_jsonl
 
-    records, skipped = convert_medec(args.csv)
+    source, license = attribution(args.csv, args.source, args.license)
+    records, skipped = convert_medec(args.csv, source, license)
     write_jsonl(records, args.out)
     n_err = sum(r["category"] != "good" for r in records)
     print(
         f"wrote {len(records)} records to {args.out} ({n_err} with an error, {skipped} empty rows skipped)"
     )
-    print(f"data: {ATTRIBUTION}")
+    print(f"data: {source} (license: {license})")
     return 0
 
 
@@ -129,9 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_synth)
 
-    p = sub.add_parser("import-medec", help="convert the MEDEC benchmark CSV to JSONL records")
+    p = sub.add_parser(
+        "import-medec",
+        help="convert the MEDEC benchmark CSV (or a MEDEC-format CSV) to JSONL records",
+        description="Convert a MEDEC-format CSV to JSONL records. Every row is stamped with an "
+        "attribution (`source`, `license`). Without --source, a file whose name starts with "
+        "MEDEC- (the benchmark's own files) gets MEDEC's attribution and CC-BY-4.0; any other "
+        "file gets 'MEDEC-format data from <file name>' and license 'unknown'.",
+    )
     p.add_argument("csv", help="MEDEC CSV (e.g. MEDEC-MS-ValidationSet-...-ErrorType.csv)")
     p.add_argument("--out", required=True, help="output JSONL file")
+    p.add_argument(
+        "--source",
+        help="attribution written into every row, e.g. 'Hospital X review set 2024'; "
+        "'medec' = MEDEC's own attribution (for a renamed copy of the benchmark). "
+        "Default: decided by the file name (see above)",
+    )
+    p.add_argument(
+        "--license",
+        help="license written into every row (default: CC-BY-4.0 with MEDEC's attribution, "
+        "otherwise 'unknown')",
+    )
     p.set_defaults(func=_import_medec)
 
     p = sub.add_parser("make-tiny-model", help="build the tiny offline base model")

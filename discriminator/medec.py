@@ -3,7 +3,13 @@
 MEDEC (Ben Abacha et al., MEDIQA-CORR 2024; repository abachaa/MEDEC) holds short clinical texts,
 each correct or with one medical error (diagnosis, management, treatment, pharmacotherapy,
 causal organism) and the erroneous sentence. Those errors need medical knowledge, so they map to
-our `clinical_logic` category. Every output row keeps the attribution in `source`/`license`.
+our `clinical_logic` category. Every output row carries an attribution in `source`/`license`.
+
+Which attribution: `--source`/`--license` when given (`--source medec` names MEDEC itself);
+otherwise MEDEC's own (CC BY 4.0) only when the file name starts with `MEDEC-`, as the benchmark's
+files do (`MEDEC-MS-ValidationSet-...csv`, `MEDEC-UW-...`). Any other file is MEDEC-format data of
+unknown origin: "MEDEC-format data from <file name>", license "unknown". The rule looks at the
+name only, so a renamed copy of MEDEC needs `--source medec`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ ATTRIBUTION = (
     "MEDEC benchmark (Ben Abacha et al., MEDIQA-CORR 2024, github.com/abachaa/MEDEC), CC BY 4.0"
 )
 LICENSE = "CC-BY-4.0"
+UNKNOWN_LICENSE = "unknown"
+MEDEC_FILE_PREFIX = "MEDEC-"
 
 _TYPE_WORDS = {
     "diagnosis": "wrong diagnosis",
@@ -46,8 +54,34 @@ def medec_reason(error_type: str, error_sentence: str, corrected: str) -> str:
     return reason
 
 
-def convert_medec(csv_path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """Rows of the MEDEC CSV as records; returns (records, skipped empty rows)."""
+def is_medec_file(csv_path: str | Path) -> bool:
+    """The file is one of MEDEC's own: its name starts with `MEDEC-` (any case)."""
+    return Path(csv_path).name.upper().startswith(MEDEC_FILE_PREFIX)
+
+
+def attribution(
+    csv_path: str | Path, source: str | None = None, license: str | None = None
+) -> tuple[str, str]:
+    """(source, license) stamped on every row of `csv_path` (the rule is in the module docstring).
+
+    `source` "medec" (any case) means MEDEC's attribution; a license given alone keeps the
+    file-name rule for the source. MEDEC's license is the default only with MEDEC's source."""
+    src = (source or "").strip()
+    lic = (license or "").strip() or None
+    if src.lower() == "medec" or (not src and is_medec_file(csv_path)):
+        return ATTRIBUTION, lic or LICENSE
+    if not src:
+        src = f"MEDEC-format data from {Path(csv_path).name}"
+    return src, lic or UNKNOWN_LICENSE
+
+
+def convert_medec(
+    csv_path: str | Path, source: str | None = None, license: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows of a MEDEC-format CSV as records; returns (records, skipped empty rows).
+
+    `source`/`license`: the attribution written into every row (see `attribution`)."""
+    src, lic = attribution(csv_path, source, license)
     records: list[dict[str, Any]] = []
     skipped = 0
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
@@ -65,8 +99,8 @@ def convert_medec(csv_path: str | Path) -> tuple[list[dict[str, Any]], int]:
                 "reason": "good",
                 "category": "good",
                 "medec_error_type": etype if is_error else None,
-                "source": ATTRIBUTION,
-                "license": LICENSE,
+                "source": src,
+                "license": lic,
             }
             if is_error:
                 rec["reason"] = medec_reason(
