@@ -370,6 +370,11 @@ class EvalConfig:
     """Flag a note as error when p_error >= threshold; null: use the scorer's verdicts."""
     id_column: str = "id"
     """Label column joined to the scores' `note_id` (rows without it use file:line)."""
+    train_metrics: str | None = None
+    """The adapter's metrics.json for the report's training curves; null: the one in the adapter
+    folder named by the scores' `_manifest.json` (`provenance.adapter`), if there is one."""
+    show_text: bool = False
+    """Show note text in the report's examples table (PHI!). Synthetic labels always show it."""
 
 
 # ---------------------------------------------------------------------------------------------

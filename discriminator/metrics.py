@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from discriminator.data import read_records
+from discriminator.data import ReadResult, read_records
 from discriminator.prompt import CATEGORIES, GOOD, OTHER, category_of
 
 NO_REASON = "no_reason"  # predicted error (threshold override) but the scorer wrote no reason
@@ -171,6 +171,11 @@ def _to_float(x: Any) -> float:
         return math.nan
 
 
+def label_key(rec: Any, id_column: str = "id") -> str:
+    """The id a label record is joined on (the scores' `note_id`)."""
+    return str(rec.id if id_column == "id" else rec.meta.get(id_column, rec.id))
+
+
 def join(
     records: list[Any],
     scores: Scores,
@@ -187,8 +192,7 @@ def join(
     labels: dict[str, Any] = {}
     dup_labels = 0
     for rec in records:
-        key = rec.id if id_column == "id" else rec.meta.get(id_column, rec.id)
-        key = str(key)
+        key = label_key(rec, id_column)
         if key in labels:
             dup_labels += 1
             continue
@@ -485,7 +489,19 @@ def load_and_compute(
     id_column: str = "id",
 ) -> tuple[dict[str, Any], EvalData]:
     """Read labels and scores, join, compute. Returns (metrics, the evaluated rows)."""
-    labels = read_records(labels_path)
+    return compute_from_labels(
+        read_records(labels_path), labels_path, scores_dir, threshold, id_column
+    )
+
+
+def compute_from_labels(
+    labels: ReadResult,
+    labels_path: str | Path,
+    scores_dir: str | Path,
+    threshold: float | None = None,
+    id_column: str = "id",
+) -> tuple[dict[str, Any], EvalData]:
+    """`load_and_compute` on labels already read (`labels_path` only names them in messages)."""
     if not labels.records:
         first = "".join(f"\n  {p}" for p in labels.problems[:5])
         raise EvalError(f"no valid label records in {labels_path}{first}")

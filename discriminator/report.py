@@ -3,8 +3,26 @@
 `evaluate()` is the library entry point (used by `ray_jobs/evaluate.py` and the CLI): read labels
 and scores, compute metrics (`metrics.py`), write everything. The page references the PNGs beside
 it by relative name, so the folder can be copied or served as a whole. Plots use matplotlib's Agg
-canvas directly (no pyplot global state, no display). Like the metrics, the report contains ids,
-categories and numbers, never note text or generated reasons (both may carry PHI).
+canvas directly (no pyplot global state, no display).
+
+What the page holds, and when:
+
+- the scores' provenance (base model, adapter, prompt version from the scores' `_manifest.json`)
+  at the top, when the manifest is there; the whole flattened manifest at the bottom;
+- the metrics and plots: ids, categories and numbers only;
+- training curves (train loss, eval loss, eval AUROC by step) from the adapter's `metrics.json`
+  (`log_history`, written by `training.export_adapter`): the file given (`train_metrics`), else
+  `<provenance.adapter>/metrics.json` when the manifest names an adapter folder that has one. A
+  missing or unreadable file is said in the section; the rest of the report is still written;
+- examples per label category (detections, misses, false alarms; the most confident
+  `EXAMPLES_PER_GROUP` of each) with note id, `p_error` and the **generated reason**, which is
+  text about the note and may quote it: the folder is owner-only for that reason;
+- **note text** only in that examples table, and only when asked (`show_text`) or when the
+  labels are synthetic (`is_synthetic`: every record has the fields `discriminator.synth` writes,
+  `kind` and `meta`, with an id `synth-<meta.seed>-<meta.index>`). Otherwise no note text.
+
+`metrics.json` stays numbers, ids and categories: no reasons, no note text. Everything that goes
+into the page is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -12,13 +30,17 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from discriminator import metrics as M
+from discriminator.data import Record, read_records
 from discriminator.runtime import private_dir
 
 PLOTS = (
@@ -28,7 +50,10 @@ PLOTS = (
     "category_recall.png",
     "p_error_hist.png",
     "calibration.png",
+    "training_curves.png",
 )
+EXAMPLES_PER_GROUP = 5
+TRAIN_METRICS = "metrics.json"  # in the adapter folder, written by training.export_adapter
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +250,221 @@ def render_plots(m: dict[str, Any], data: M.EvalData) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Training curves (the adapter's metrics.json)
+
+
+@dataclass
+class TrainingCurves:
+    """Points by step from a Trainer `log_history`; `message` says why there are none."""
+
+    source: str | None = None  # the metrics.json read, or None when none was found
+    how: str = ""  # "given" | "found beside the adapter named in _manifest.json"
+    train_loss: list[tuple[float, float]] = field(default_factory=list)
+    eval_loss: list[tuple[float, float]] = field(default_factory=list)
+    eval_auroc: list[tuple[float, float]] = field(default_factory=list)
+    message: str | None = None
+
+    @property
+    def has_points(self) -> bool:
+        return bool(self.train_loss or self.eval_loss or self.eval_auroc)
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def curves_from_history(history: list[Any]) -> dict[str, list[tuple[float, float]]]:
+    """(step, value) for `loss`, `eval_loss`, `eval_auroc`; entries without a numeric step or
+    with non-numeric values are skipped."""
+    out: dict[str, list[tuple[float, float]]] = {"loss": [], "eval_loss": [], "eval_auroc": []}
+    for entry in history:
+        if not isinstance(entry, dict):
+            continue
+        step = _number(entry.get("step"))
+        if step is None:
+            continue
+        for key, points in out.items():
+            v = _number(entry.get(key))
+            if v is not None:
+                points.append((step, v))
+    return out
+
+
+def find_train_metrics(given: str | Path | None, scores_dir: str | Path) -> tuple[Path | None, str]:
+    """The adapter's metrics.json: the one given, else `<provenance.adapter>/metrics.json`."""
+    if given:
+        return Path(given), "given"
+    manifest = M.read_manifest(scores_dir) or {}
+    prov = manifest.get("provenance")
+    adapter = prov.get("adapter") if isinstance(prov, dict) else None
+    if isinstance(adapter, str) and adapter:
+        path = Path(adapter) / TRAIN_METRICS
+        if path.is_file():
+            return path, "found beside the adapter named in _manifest.json"
+        return None, f"the adapter named in _manifest.json has no {TRAIN_METRICS}"
+    return None, "no adapter named in the scores' _manifest.json"
+
+
+def load_training_curves(given: str | Path | None, scores_dir: str | Path) -> TrainingCurves:
+    path, how = find_train_metrics(given, scores_dir)
+    if path is None:
+        return TrainingCurves(how=how, message=f"No training metrics: {how}.")
+    cur = TrainingCurves(source=str(path), how=how)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        cur.message = "Training metrics file not found."
+        return cur
+    except (OSError, UnicodeDecodeError) as e:
+        cur.message = f"Training metrics file unreadable ({type(e).__name__})."
+        return cur
+    except ValueError:
+        cur.message = "Training metrics file is not valid JSON."
+        return cur
+    history = data.get("log_history") if isinstance(data, dict) else None
+    if not isinstance(history, list):
+        cur.message = "Training metrics file has no log_history list."
+        return cur
+    points = curves_from_history(history)
+    cur.train_loss, cur.eval_loss, cur.eval_auroc = (
+        points["loss"],
+        points["eval_loss"],
+        points["eval_auroc"],
+    )
+    if not cur.has_points:
+        cur.message = "Training metrics log_history has no loss, eval_loss or eval_auroc by step."
+    return cur
+
+
+def plot_training(cur: TrainingCurves) -> bytes:
+    """Losses by step (left) and eval AUROC by step (right, when logged)."""
+    panels = 2 if cur.eval_auroc else 1
+    fig = _figure(5.0 * panels + 0.5, 3.8)
+    ax = fig.add_subplot(1, panels, 1)
+    for pts, name, style in (
+        (cur.train_loss, "train loss", "-"),
+        (cur.eval_loss, "eval loss", "o-"),
+    ):
+        if pts:
+            ax.plot(*zip(*pts), style, lw=1.5, ms=4, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss by step")
+    if cur.train_loss or cur.eval_loss:
+        ax.legend(fontsize=8)
+    if cur.eval_auroc:
+        ax2 = fig.add_subplot(1, panels, 2)
+        ax2.plot(*zip(*cur.eval_auroc), "o-", color="C2", lw=1.5, ms=4, label="eval AUROC")
+        ax2.axhline(0.5, ls="--", color="grey", lw=1, label="chance")
+        ax2.set_ylim(-0.01, 1.01)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("AUROC (first token)")
+        ax2.set_title("Eval AUROC by step")
+        ax2.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples per category
+
+
+_SYNTH_ID = re.compile(r"synth-(\d+)-(\d+)")
+
+
+def is_synthetic(records: list[Record]) -> bool:
+    """Every record is one `discriminator.synth` wrote: it has `kind` and a `meta` object, and
+    its id is `synth-<meta.seed>-<meta.index>` (the generator's own id). Ids alone do not count:
+    a real data set may reuse them, and converted files keep ids but drop the metadata."""
+    if not records:
+        return False
+    for rec in records:
+        meta = rec.meta.get("meta")
+        match = _SYNTH_ID.fullmatch(rec.id)
+        if not (isinstance(meta, dict) and "kind" in rec.meta and match):
+            return False
+        if (str(meta.get("seed")), str(meta.get("index"))) != match.groups():
+            return False
+    return True
+
+
+KINDS = (
+    ("detected", "correct detections (label error, flagged)"),
+    ("missed", "misses (label error, not flagged)"),
+    ("false_alarm", "false alarms (label good, flagged; grouped by the reason's category)"),
+)
+
+
+@dataclass
+class Example:
+    category: str  # the label category; the predicted one for false alarms
+    kind: str  # detected | missed | false_alarm
+    note_id: str
+    p_error: float
+    pred_category: str
+    reason: str | None = None
+    note: str | None = None
+
+
+def select_examples(
+    data: M.EvalData, per_group: int = EXAMPLES_PER_GROUP
+) -> tuple[list[Example], dict[tuple[str, str], int]]:
+    """Up to `per_group` rows per (category, kind), most confident first: highest p_error for
+    detections and false alarms, lowest for misses (rows without p_error last, then by id).
+    Returns (examples in category order then KINDS order, total rows per group)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in range(len(data.ids)):
+        if data.y_true[i]:
+            key = (data.label_category[i], "detected" if data.y_pred[i] else "missed")
+        elif data.y_pred[i]:
+            key = (data.pred_category[i], "false_alarm")
+        else:
+            continue
+        groups.setdefault(key, []).append(i)
+    cats = M._category_order({c for c, _ in groups})
+    order = [k for k, _ in KINDS]
+    examples: list[Example] = []
+    totals: dict[tuple[str, str], int] = {}
+    for cat in cats:
+        for kind in order:
+            rows = groups.get((cat, kind))
+            if not rows:
+                continue
+            sign = 1.0 if kind == "missed" else -1.0
+
+            def rank(i: int, sign: float = sign) -> tuple[bool, float, str]:
+                p = float(data.p_error[i])
+                return (math.isnan(p), sign * p if not math.isnan(p) else 0.0, data.ids[i])
+
+            totals[(cat, kind)] = len(rows)
+            for i in sorted(rows, key=rank)[:per_group]:
+                examples.append(
+                    Example(cat, kind, data.ids[i], float(data.p_error[i]), data.pred_category[i])
+                )
+    return examples, totals
+
+
+def read_reasons(scores_dir: str | Path, ids: set[str]) -> dict[str, str | None]:
+    """The generated `reason` of the first score row of each id in `ids` (and nothing else)."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, str | None] = {}
+    for f in M.score_files(scores_dir):
+        names = set(pq.ParquetFile(f).schema_arrow.names)
+        if "note_id" not in names:
+            continue
+        table = pq.read_table(f, columns=[c for c in ("note_id", "reason") if c in names])
+        nids = table.column("note_id").to_pylist()
+        reasons = table.column("reason").to_pylist() if "reason" in names else [None] * len(nids)
+        for nid, reason in zip(nids, reasons):
+            nid = str(nid)
+            if nid in ids and nid not in out:
+                out[nid] = None if reason is None else str(reason)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # HTML
 
 
@@ -253,10 +493,143 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;colo
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;margin:.5em 1em .5em 0;vertical-align:top}.muted{color:#777}
-.grid{display:flex;flex-wrap:wrap}h2{margin-top:1.5em;border-bottom:1px solid #ddd}"""
+.grid{display:flex;flex-wrap:wrap}h2{margin-top:1.5em;border-bottom:1px solid #ddd}
+td.text{text-align:left;max-width:40em}pre{white-space:pre-wrap;font-size:85%}"""
 
 
-def render_html(m: dict[str, Any], plots: dict[str, bytes]) -> str:
+@dataclass
+class Extras:
+    """What the page shows beyond the metrics: training curves and examples."""
+
+    curves: TrainingCurves | None = None
+    examples: list[Example] = field(default_factory=list)
+    totals: dict[tuple[str, str], int] = field(default_factory=dict)
+    text_shown: str | None = None  # why note text is shown; None: it is not
+    provenance: list[list[str]] = field(default_factory=list)  # provenance_summary
+
+
+_TOP_PROVENANCE = (
+    ("base model", "base_model"),
+    ("adapter", "adapter"),
+    ("adapter sha256", "adapter_sha256"),
+    ("prompt version", "prompt_version"),
+)
+
+
+def provenance_summary(manifest: dict[str, Any] | None) -> list[list[str]]:
+    """[label, value] for base model, adapter (+ sha256) and prompt version: from the manifest's
+    `provenance` object as the scorer writes it, else its top level."""
+    if not isinstance(manifest, dict):
+        return []
+    prov = manifest.get("provenance")
+    rows = []
+    for label, key in _TOP_PROVENANCE:
+        for where in (prov, manifest):
+            if isinstance(where, dict) and where.get(key) not in (None, ""):
+                value = where[key]
+                rows.append([label, value if isinstance(value, str) else json.dumps(value)])
+                break
+    return rows
+
+
+def _training_html(cur: TrainingCurves | None, plots: dict[str, bytes]) -> list[str]:
+    parts = ["<h2 id='training'>Training curves</h2>"]
+    if cur is None:
+        return [*parts, "<p class='muted'>No training metrics.</p>"]
+    if cur.source:
+        parts.append(
+            f"<p class='muted'>From <code>{html.escape(cur.source)}</code> "
+            f"({html.escape(cur.how)}).</p>"
+        )
+    if cur.message:
+        parts.append(f"<p class='muted'>{html.escape(cur.message)}</p>")
+    if cur.has_points:
+
+        def last(pts: list[tuple[float, float]]) -> float | None:
+            return pts[-1][1] if pts else None
+
+        steps = [s for pts in (cur.train_loss, cur.eval_loss, cur.eval_auroc) for s, _ in pts]
+        parts.append(
+            _table(
+                ["training", "value"],
+                [
+                    ["last logged step", int(max(steps))],
+                    ["final train loss", last(cur.train_loss)],
+                    ["final eval loss", last(cur.eval_loss)],
+                    ["best eval loss", min((v for _, v in cur.eval_loss), default=None)],
+                    ["final eval AUROC (first token)", last(cur.eval_auroc)],
+                ],
+            )
+        )
+        parts.append(_img("training_curves.png", plots, "training curves", "no points to plot"))
+    return parts
+
+
+def _examples_html(ex: Extras) -> list[str]:
+    parts = [
+        "<h2 id='examples'>Examples per category</h2>",
+        f"<p class='muted'>Per label category, up to {EXAMPLES_PER_GROUP} of each: "
+        + "; ".join(html.escape(d) for _, d in KINDS)
+        + ". Most confident first (highest p_error; lowest for misses). The reason is the "
+        "scorer's generated text.</p>",
+    ]
+    if ex.text_shown:
+        parts.append(f"<p><b>Note text is shown</b>: {html.escape(ex.text_shown)}.</p>")
+    else:
+        parts.append(
+            "<p class='muted'>Note text is not shown (the labels are not synthetic; "
+            "<code>--show-text</code> shows it).</p>"
+        )
+    if not ex.examples:
+        return [*parts, "<p class='muted'>No detections, misses or false alarms.</p>"]
+    header = ["example", "note id", "p_error", "predicted category", "reason (generated)"]
+    if ex.text_shown:
+        header.append("note")
+    by_cat: dict[str, list[Example]] = {}
+    for e in ex.examples:
+        by_cat.setdefault(e.category, []).append(e)
+    label = dict(KINDS)
+    for cat, rows in by_cat.items():
+        shown = ", ".join(
+            f"{k.replace('_', ' ')} {ex.totals[(cat, k)]}"
+            for k, _ in KINDS
+            if (cat, k) in ex.totals
+        )
+        parts.append(
+            f"<h3>{html.escape(cat)} <span class='muted'>({html.escape(shown)})</span></h3>"
+        )
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = []
+        for e in rows:
+            kind = html.escape(e.kind.replace("_", " "))
+            reason = html.escape(e.reason) if e.reason else "<span class='muted'>none</span>"
+            cells = [
+                f"<td title='{html.escape(label[e.kind])}'>{kind}</td>",
+                f"<td>{html.escape(e.note_id)}</td>",
+                f"<td>{fmt(None if math.isnan(e.p_error) else e.p_error)}</td>",
+                f"<td>{html.escape(e.pred_category)}</td>",
+                f"<td class='text'>{reason}</td>",
+            ]
+            if ex.text_shown:
+                note = e.note or ""
+                cells.append(
+                    f"<td class='text'><details><summary>{len(note.split())} words</summary>"
+                    f"<pre>{html.escape(note)}</pre></details></td>"
+                )
+            attrs = (
+                f" data-category='{html.escape(cat, quote=True)}' data-kind='{e.kind}'"
+                f" data-id='{html.escape(e.note_id, quote=True)}'"
+            )
+            body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
+        parts.append(
+            f"<table class='examples'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+    return parts
+
+
+def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | None = None) -> str:
+    ex = extras or Extras()
     c = m["counts"]
     b = m["best_f1"] or {}
     headline = [
@@ -280,6 +653,7 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes]) -> str:
         "<title>Discriminator evaluation</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Discriminator evaluation</h1>",
+        *([_table(["scores from", "value"], ex.provenance)] if ex.provenance else []),
         f"<p>Decision: <b>{html.escape(m['decision'])}</b>. Error is the positive class. "
         "Rows whose status is not <code>ok</code> are counted but not scored.</p>",
         "<h2>Headline metrics</h2>",
@@ -329,6 +703,8 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes]) -> str:
         ),
         _img("calibration.png", plots, "calibration", "no p_error values"),
         "</div>",
+        *_training_html(ex.curves, plots),
+        *_examples_html(ex),
     ]
     prov = m.get("provenance")
     parts.append("<h2>Provenance</h2>")
@@ -340,19 +716,58 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def write_report(m: dict[str, Any], data: M.EvalData, out_dir: str | Path) -> Path:
+def write_report(
+    m: dict[str, Any], data: M.EvalData, out_dir: str | Path, extras: Extras | None = None
+) -> Path:
     """PNGs + report.html into `out_dir`; stale plots from an earlier run are removed."""
     out = Path(out_dir)
     private_dir(out)
     plots = render_plots(m, data)
+    if extras is not None and extras.curves is not None and extras.curves.has_points:
+        plots["training_curves.png"] = plot_training(extras.curves)
     for name in PLOTS:
         if name in plots:
             write_private(out / name, plots[name])
         else:
             (out / name).unlink(missing_ok=True)
     page = out / "report.html"
-    write_private(page, render_html(m, plots).encode("utf-8"))
+    write_private(page, render_html(m, plots, extras).encode("utf-8"))
     return page
+
+
+def build_extras(
+    data: M.EvalData,
+    records: list[Record],
+    scores_dir: str | Path,
+    id_column: str = "id",
+    train_metrics: str | Path | None = None,
+    show_text: bool = False,
+) -> Extras:
+    """Training curves and examples (with reasons, and note text when allowed) for the page."""
+    examples, totals = select_examples(data)
+    reasons = read_reasons(scores_dir, {e.note_id for e in examples}) if examples else {}
+    text_shown = None
+    if show_text:
+        text_shown = "asked for with --show-text"
+    elif is_synthetic(records):
+        text_shown = "the labels are synthetic (generated by discriminator synth)"
+    notes: dict[str, str] = {}
+    if text_shown:
+        wanted = {e.note_id for e in examples}
+        for rec in records:
+            key = M.label_key(rec, id_column)
+            if key in wanted and key not in notes:  # the first record of an id, as in the join
+                notes[key] = rec.note
+    for e in examples:
+        e.reason = reasons.get(e.note_id)
+        e.note = notes.get(e.note_id) if text_shown else None
+    return Extras(
+        curves=load_training_curves(train_metrics, scores_dir),
+        examples=examples,
+        totals=totals,
+        text_shown=text_shown,
+        provenance=provenance_summary(M.read_manifest(scores_dir)),
+    )
 
 
 def evaluate(
@@ -361,11 +776,18 @@ def evaluate(
     out_dir: str | Path,
     threshold: float | None = None,
     id_column: str = "id",
+    train_metrics: str | Path | None = None,
+    show_text: bool = False,
 ) -> dict[str, Any]:
-    """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics."""
-    m, data = M.load_and_compute(labels_path, scores_dir, threshold, id_column)
+    """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics.
+
+    `train_metrics`: the adapter's metrics.json for the training curves (default: found through
+    the scores' manifest). `show_text`: note text in the examples table even for real labels."""
+    labels = read_records(labels_path)
+    m, data = M.compute_from_labels(labels, labels_path, scores_dir, threshold, id_column)
     out = Path(out_dir)
     private_dir(out)
     write_private(out / "metrics.json", json.dumps(m, indent=2, allow_nan=False).encode("utf-8"))
-    write_report(m, data, out)
+    extras = build_extras(data, labels.records, scores_dir, id_column, train_metrics, show_text)
+    write_report(m, data, out, extras)
     return m

@@ -6,9 +6,12 @@ Usage (local, or on the cluster through Ray's job API; no Ray objects are needed
     ray job submit --working-dir . -- python -m ray_jobs.evaluate \
         --labels data/eval.jsonl --scores runs/scores --out runs/eval --threshold 0.3
 
-Precedence: defaults < --config YAML < --labels/--scores/--out/--threshold < --set key=value.
-Without --threshold the scorer's verdicts decide. The output folder is created owner-only and
-holds no note text; stdout gets a short summary (counts and metrics, no ids).
+Precedence: defaults < --config YAML < --labels/--scores/--out/--threshold/... < --set key=value.
+Without --threshold the scorer's verdicts decide. The report shows the training curves from the
+adapter's metrics.json (--train-metrics, else the adapter named in the scores' _manifest.json)
+and a few examples per category with their generated reasons; note text only with --show-text
+or for synthetic labels. The output folder is created owner-only; stdout gets a short summary
+(counts and metrics, no ids).
 """
 
 from __future__ import annotations
@@ -28,8 +31,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool]:
     parser.add_argument("--scores", help="folder of the scorer's parquet output")
     parser.add_argument("--out", help="output folder for metrics.json and report.html")
     parser.add_argument("--threshold", type=float, help="p_error >= T means error")
+    parser.add_argument(
+        "--train-metrics",
+        metavar="PATH",
+        help="the adapter's metrics.json for the training curves (default: <adapter>/metrics.json "
+        "of the adapter named in the scores' _manifest.json, when there is one)",
+    )
+    parser.add_argument(
+        "--show-text",
+        action="store_true",
+        default=None,
+        help="show note text (PHI) in the report's examples table; synthetic labels always do",
+    )
     args = parser.parse_args(argv)
-    flags = {k: getattr(args, k) for k in ("labels", "scores", "out", "threshold")}
+    keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text")
+    flags = {k: getattr(args, k) for k in keys}
     extra = {k: v for k, v in flags.items() if v is not None}
     return load_config(EvalConfig, args.config, args.overrides, extra), args.print_config
 
@@ -42,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from discriminator.report import evaluate
 
-        metrics = evaluate(cfg.labels, cfg.scores, cfg.out, cfg.threshold, cfg.id_column)
+        metrics = evaluate(
+            cfg.labels,
+            cfg.scores,
+            cfg.out,
+            cfg.threshold,
+            cfg.id_column,
+            train_metrics=cfg.train_metrics,
+            show_text=cfg.show_text,
+        )
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Report: files, permissions, PNGs, headline numbers, no note text; the evaluate entrypoint."""
+"""Report: files, permissions, PNGs, headline numbers, training curves, examples per category,
+note text only when allowed; the evaluate entrypoint."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from discriminator.report import PLOTS, evaluate, fmt
+from discriminator.report import EXAMPLES_PER_GROUP, PLOTS, evaluate, fmt, is_synthetic
 from ray_jobs.evaluate import main, parse_args
 
-CANARY = "CANARY-7f3a-SMITH"
+CANARY = "CANARY-7f3a-SMITH"  # in every note and label reason: never in the report
+REASON = "GENREASON-<b>&"  # in the generated reasons: in the examples table, escaped
 CATS = ["clinical_logic", "timeline", "phi", "justification", "structure"]
 
 
@@ -43,7 +45,7 @@ def make_inputs(tmp_path: Path, n: int = 60, single_class: bool = False) -> tupl
                 "status": status,
                 "verdict": ("error" if p >= 0.5 else "good") if ok else None,
                 "p_error": p if ok else None,
-                "reason": (f"Timeline error: {CANARY}" if p >= 0.5 else "good") if ok else "",
+                "reason": (f"Timeline error: {REASON} {i}" if p >= 0.5 else "good") if ok else "",
                 "category": (pred_cat if p >= 0.5 else "good") if ok else "other",
                 "n_tokens": 120,
                 "truncated": False,
@@ -82,7 +84,9 @@ def check_report(out: Path, m: dict) -> str:
     for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc", "auprc"):
         assert f"<td>{fmt(m[key])}</td>" in page, key
     assert CANARY not in page
-    assert CANARY not in (out / "metrics.json").read_text(encoding="utf-8")
+    assert REASON not in page  # only escaped
+    metrics_text = (out / "metrics.json").read_text(encoding="utf-8")
+    assert CANARY not in metrics_text and "GENREASON" not in metrics_text
     return page
 
 
@@ -92,7 +96,11 @@ def test_full_report(tmp_path):
     m = evaluate(lab, d, out)
     assert json.loads((out / "metrics.json").read_text()) == m
     page = check_report(out, m)
-    assert {p.name for p in out.glob("*.png")} == set(PLOTS)
+    # every plot but the training curves (no adapter in this manifest)
+    assert {p.name for p in out.glob("*.png")} == set(PLOTS) - {"training_curves.png"}
+    assert "No training metrics: no adapter named in the scores&#x27; _manifest.json" in page
+    assert "Note text is not shown" in page and "<details>" not in page
+    assert "GENREASON-&lt;b&gt;&amp;" in page  # generated reasons, escaped
     c = m["counts"]
     assert c["failed"] == 1 and c["invalid_input"] == 1
     assert c["scores_without_labels"] == 2  # n59 and "unlabelled"
@@ -149,3 +157,305 @@ def test_config_precedence(tmp_path):
     assert cfg.threshold == 0.7
     with pytest.raises(Exception, match="valid keys"):
         parse_args(["--set", "treshold=0.5"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves
+
+
+def write_adapter_metrics(adapter: Path) -> Path:
+    """An adapter's metrics.json as `training.export_adapter` writes it (Trainer log_history)."""
+    adapter.mkdir(parents=True, exist_ok=True)
+    history = []
+    for step in range(10, 101, 10):
+        history.append({"epoch": step / 100, "grad_norm": 1.0, "learning_rate": 1e-4,
+                        "loss": 2.0 / step ** 0.5, "step": step})  # fmt: skip
+        if step % 50 == 0:
+            history.append({"epoch": step / 100, "eval_loss": 1.5 - step / 200,
+                            "eval_auroc": 0.5 + step / 400, "eval_balanced_accuracy": 0.6,
+                            "eval_runtime": 1.2, "step": step})  # fmt: skip
+    history.append({"epoch": 1.0, "step": 100, "total_flos": 1.0, "train_loss": 0.4,
+                    "train_runtime": 30.0})  # fmt: skip
+    summary = {
+        "global_step": 100,
+        "final_train_loss": history[-3]["loss"],
+        "final_eval_loss": 1.0,
+        "data": {"train": {"n": 80}},
+        "log_history": history,
+    }
+    path = adapter / "metrics.json"
+    path.write_text(json.dumps(summary, indent=2))
+    return path
+
+
+def test_training_curves_from_given_metrics(tmp_path):
+    lab, d = make_inputs(tmp_path)
+    given = write_adapter_metrics(tmp_path / "adapter")
+    out = tmp_path / "eval"
+    m = evaluate(lab, d, out, train_metrics=given)
+    page = check_report(out, m)
+    assert (out / "training_curves.png").is_file()
+    assert '<img src="training_curves.png"' in page
+    assert f"<code>{given}</code> (given)" in page
+    assert "<td>last logged step</td><td>100</td>" in page
+    assert f"<td>final eval loss</td><td>{fmt(1.0)}</td>" in page
+    assert f"<td>final eval AUROC (first token)</td><td>{fmt(0.75)}</td>" in page
+    assert f"<td>final train loss</td><td>{fmt(2.0 / 100**0.5)}</td>" in page
+    assert "training" not in json.dumps(m)  # metrics.json unchanged by the curves
+
+
+def test_training_curves_found_through_the_manifest(tmp_path):
+    lab, d = make_inputs(tmp_path)
+    adapter = tmp_path / "runs" / "adapter"
+    write_adapter_metrics(adapter)
+    manifest = {
+        "state": "done",
+        "identity": {"base_model": "identity-model"},
+        "provenance": {
+            "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "adapter": str(adapter),
+            "adapter_sha256": "feedbeef",
+            "prompt_version": "v7",
+        },
+    }
+    (d / "_manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "eval"
+    m = evaluate(lab, d, out)
+    page = check_report(out, m)
+    assert (out / "training_curves.png").is_file()
+    assert f"<code>{adapter / 'metrics.json'}</code> (found beside the adapter" in page
+    # provenance at the top, before the metrics
+    top = page[: page.index("Headline metrics")]
+    for value in ("HuggingFaceTB/SmolLM2-135M-Instruct", str(adapter), "feedbeef", "v7"):
+        assert f"<td>{value}</td>" in top, value
+    assert "identity-model" not in top
+    # the adapter is gone: the section says so, the stale plot is removed
+    (adapter / "metrics.json").unlink()
+    m = evaluate(lab, d, out)
+    page = check_report(out, m)
+    assert not (out / "training_curves.png").exists()
+    assert "No training metrics: the adapter named in _manifest.json has no metrics.json" in page
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["a list"]', "has no log_history list"),
+        ('{"log_history": "x"}', "has no log_history list"),
+        ('{"log_history": [{"step": "ten", "loss": 1}, {"loss": 2.0}, 3]}', "has no loss"),
+        (None, "file not found"),
+    ],
+)
+def test_training_curves_missing_or_malformed(tmp_path, content, message):
+    lab, d = make_inputs(tmp_path, n=20)
+    path = tmp_path / "metrics.json"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "eval"
+    m = evaluate(lab, d, out, train_metrics=path)
+    page = check_report(out, m)
+    assert not (out / "training_curves.png").exists()
+    section = page[page.index("Training curves") : page.index("Examples per category")]
+    assert message in section and f"<code>{path}</code>" in section
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples per category
+
+
+def write_case(tmp_path: Path, labels: list[dict], scores: list[dict]) -> tuple[Path, Path]:
+    lab = tmp_path / "labels.jsonl"
+    lab.write_text("".join(json.dumps(r) + "\n" for r in labels), encoding="utf-8")
+    d = tmp_path / "scores"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(scores), d / "part-00000.parquet")
+    return lab, d
+
+
+def score_row(nid: str, p: float, category: str) -> dict:
+    error = p >= 0.5
+    return {
+        "note_id": nid,
+        "status": "ok",
+        "verdict": "error" if error else "good",
+        "p_error": p,
+        "reason": f"{category} error: why-{nid}" if error else "good",
+        "category": category if error else "good",
+    }
+
+
+def example_rows(page: str) -> list[tuple[str, str, str]]:
+    return re.findall(r"<tr data-category='([^']*)' data-kind='([^']*)' data-id='([^']*)'>", page)
+
+
+def test_examples_table_groups_and_order(tmp_path):
+    labels, scores = [], []
+    # timeline: 7 detected (p 0.93 ... 0.63), 2 missed (p 0.2, 0.1)
+    for k in range(7):
+        labels.append({"id": f"t-det-{k}", "note": f"{CANARY} {k}", "reason": "Timeline error: x"})
+        scores.append(score_row(f"t-det-{k}", 0.93 - k / 20, "timeline"))
+    for k, p in enumerate((0.2, 0.1)):
+        labels.append(
+            {"id": f"t-miss-{k}", "note": f"{CANARY} m{k}", "reason": "Timeline error: y"}
+        )
+        scores.append(score_row(f"t-miss-{k}", p, "timeline"))
+    # phi: 1 detected whose reason names another category
+    labels.append({"id": "phi-det", "note": f"{CANARY} phi", "reason": "PHI error: name"})
+    scores.append(score_row("phi-det", 0.8, "structure"))
+    # good notes: 3 false alarms named structure, 1 named timeline, 4 true negatives
+    for k, p in enumerate((0.55, 0.95, 0.7)):
+        labels.append({"id": f"fa-{k}", "note": f"{CANARY} fa{k}", "reason": ""})
+        scores.append(score_row(f"fa-{k}", p, "structure"))
+    labels.append({"id": "fa-t", "note": f"{CANARY} fat", "reason": ""})
+    scores.append(score_row("fa-t", 0.6, "timeline"))
+    for k in range(4):
+        labels.append({"id": f"tn-{k}", "note": f"{CANARY} tn{k}", "reason": ""})
+        scores.append(score_row(f"tn-{k}", 0.1, "good"))
+    lab, d = write_case(tmp_path, labels, scores)
+    out = tmp_path / "eval"
+    m = evaluate(lab, d, out)
+    page = check_report(out, m)
+    rows = example_rows(page)
+    # categories in canonical order (timeline before phi before structure); kinds in order
+    assert rows == [
+        *[("timeline", "detected", f"t-det-{k}") for k in range(EXAMPLES_PER_GROUP)],
+        ("timeline", "missed", "t-miss-1"),  # lowest p_error first: most confident miss
+        ("timeline", "missed", "t-miss-0"),
+        ("timeline", "false_alarm", "fa-t"),
+        ("phi", "detected", "phi-det"),
+        ("structure", "false_alarm", "fa-1"),
+        ("structure", "false_alarm", "fa-2"),
+        ("structure", "false_alarm", "fa-0"),
+    ]
+    assert "t-det-5" not in page and "tn-0" not in page  # over the limit / true negatives
+    assert "detected 7, missed 2, false alarm 1" in page  # group sizes beside the heading
+    # each row: p_error, predicted category and the generated reason of that note
+    row = page[page.index("data-id='phi-det'") :].split("</tr>")[0]
+    assert f"<td>{fmt(0.8)}</td>" in row and "<td>structure</td>" in row
+    assert "structure error: why-phi-det" in row
+    miss = page[page.index("data-id='t-miss-1'") :].split("</tr>")[0]
+    assert f"<td>{fmt(0.1)}</td>" in miss and "<td>good</td>" in miss
+    assert "Note text is not shown" in page and CANARY not in page
+
+
+def test_examples_escape_ids_and_reasons(tmp_path):
+    nasty = "<img src=x onerror=alert(1)>"
+    labels = [
+        {"id": f"id-{nasty}", "note": f"{CANARY} a", "reason": "Timeline error: x"},
+        {"id": "ok-1", "note": f"{CANARY} b", "reason": ""},
+    ]
+    scores = [
+        {**score_row(f"id-{nasty}", 0.9, "timeline"), "reason": f"Timeline error: {nasty}"},
+        score_row("ok-1", 0.2, "good"),
+    ]
+    lab, d = write_case(tmp_path, labels, scores)
+    out = tmp_path / "eval"
+    evaluate(lab, d, out, show_text=True)
+    page = (out / "report.html").read_text()
+    assert nasty not in page and html_escape(nasty) in page
+    assert "<script" not in page
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Note text: synthetic labels or --show-text only
+
+
+def synthetic_case(tmp_path: Path, keep_meta: bool = True) -> tuple[Path, Path, list[dict]]:
+    from discriminator.synth import generate_records
+
+    recs = generate_records(12, seed=3, error_rate=0.5, length="short")
+    rng = np.random.default_rng(0)
+    scores = []
+    for r in recs:
+        bad = r["category"] != "good"
+        p = float(np.clip(rng.normal(0.7 if bad else 0.35, 0.25), 0.01, 0.99))
+        scores.append(score_row(r["id"], p, r["category"] if bad else "timeline"))
+    labels = recs if keep_meta else [{k: r[k] for k in ("id", "note", "reason")} for r in recs]
+    lab, d = write_case(tmp_path, labels, scores)
+    return lab, d, recs
+
+
+def shown_notes(page: str, recs: list[dict]) -> list[str]:
+    return [r["id"] for r in recs if html_escape(r["note"]) in page]
+
+
+def test_note_text_shown_for_synthetic_labels(tmp_path):
+    lab, d, recs = synthetic_case(tmp_path)
+    out = tmp_path / "eval"
+    evaluate(lab, d, out)
+    page = (out / "report.html").read_text()
+    listed = {nid for _, _, nid in example_rows(page)}
+    assert listed and set(shown_notes(page, recs)) == listed  # the examples' notes, no others
+    assert "<b>Note text is shown</b>: the labels are synthetic" in page
+    assert page.count("<details>") == len(example_rows(page))
+
+
+def test_note_text_hidden_for_real_labels_unless_asked(tmp_path):
+    lab, d, recs = synthetic_case(tmp_path, keep_meta=False)  # ids synth-*, no generator fields
+    out = tmp_path / "eval"
+    evaluate(lab, d, out)
+    page = (out / "report.html").read_text()
+    assert example_rows(page)
+    assert shown_notes(page, recs) == [] and "<details>" not in page
+    for r in recs:  # not even a line of a note
+        for line in r["note"].splitlines():
+            if len(line) > 30:
+                assert html_escape(line) not in page
+    assert "Note text is not shown" in page
+    # --show-text: the examples' notes appear
+    evaluate(lab, d, out, show_text=True)
+    page = (out / "report.html").read_text()
+    listed = {nid for _, _, nid in example_rows(page)}
+    assert listed and set(shown_notes(page, recs)) == listed
+    assert "<b>Note text is shown</b>: asked for with --show-text" in page
+    # metrics.json never has note text
+    text = (out / "metrics.json").read_text()
+    assert not [r for r in recs if r["note"][:60] in text]
+
+
+def test_is_synthetic_needs_the_generator_fields(tmp_path):
+    from discriminator.data import read_records
+    from discriminator.synth import generate_records
+
+    recs = generate_records(3, seed=1, length="short")
+
+    def records(rows: list[dict]) -> list:
+        path = tmp_path / "r.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return read_records(path).records
+
+    assert is_synthetic(records(recs))
+    assert not is_synthetic(records([{k: r[k] for k in ("id", "note", "reason")} for r in recs]))
+    assert not is_synthetic(records([*recs, {"id": "x", "note": "n", "reason": ""}]))
+    wrong = {**recs[0], "id": "synth-1-2"}  # id does not match its meta (index 0)
+    assert not is_synthetic(records([wrong]))
+    assert not is_synthetic(records([{**recs[0], "kind": None} | {"meta": "x"}]))
+    assert not is_synthetic([])
+
+
+def test_entrypoint_flags(tmp_path):
+    lab, d, recs = synthetic_case(tmp_path, keep_meta=False)
+    given = write_adapter_metrics(tmp_path / "adapter")
+    out = tmp_path / "cli"
+    base = ["--labels", str(lab), "--scores", str(d), "--out", str(out)]
+    assert main(base) == 0
+    page = (out / "report.html").read_text()
+    assert not shown_notes(page, recs) and not (out / "training_curves.png").exists()
+    assert main([*base, "--show-text", "--train-metrics", str(given)]) == 0
+    page = (out / "report.html").read_text()
+    assert shown_notes(page, recs) and (out / "training_curves.png").is_file()
+    cfg, _ = parse_args([*base, "--show-text", "--train-metrics", "m.json"])
+    assert cfg.show_text is True and cfg.train_metrics == "m.json"
+    y = tmp_path / "eval.yaml"
+    y.write_text("show_text: true\ntrain_metrics: a/metrics.json\n")
+    cfg, _ = parse_args(["--config", str(y)])  # no flag: the YAML's values stay
+    assert cfg.show_text is True and cfg.train_metrics == "a/metrics.json"
+    cfg, _ = parse_args([])
+    assert cfg.show_text is False and cfg.train_metrics is None
