@@ -288,6 +288,21 @@ def load_config(
     extra: dict[str, Any] | None = None,
 ) -> T:
     """default < YAML file < `extra` (mapped CLI flags) < `overrides` (`--set a.b=c`)."""
+    tree = config_tree(path, overrides, extra)
+    try:
+        return from_dict(cls, tree)
+    except ConfigError as e:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}{e}") from None
+
+
+def config_tree(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The user's settings as a nested dict (YAML < flags < `--set`), before defaults: what the
+    user chose explicitly, e.g. to fill the rest from an adapter's provenance."""
     tree: dict[str, Any] = {}
     if path is not None:
         try:
@@ -303,11 +318,7 @@ def load_config(
     for item in overrides or []:
         key, value = parse_override(item)
         _set_path(tree, key, value)
-    try:
-        return from_dict(cls, tree)
-    except ConfigError as e:
-        where = f"{path}: " if path else ""
-        raise ConfigError(f"{where}{e}") from None
+    return tree
 
 
 def dump_yaml(cfg: Any) -> str:
@@ -326,6 +337,15 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config and exit"
+    )
+
+
+def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show library output too (Ray, transformers, datasets); it always goes to the run's log",
     )
 
 
@@ -395,6 +415,9 @@ class ScoreIOSection:
     """Copy the note text into the output (`note` column). Off by default: notes are PHI."""
     chunk_rows: int = 1024
     """Input rows per resumable unit; each chunk becomes one part file, written atomically."""
+    retry_failed: bool = False
+    """Re-score the rows of an existing output whose status is `failed`, in place (one row per
+    input is kept); missing chunks are scored as on any resume."""
 
 
 @dataclass

@@ -466,6 +466,57 @@ def _build_cached(final: Path, build: Any, what: str) -> str:
     return str(final)
 
 
+class ModelNotFound(RuntimeError):
+    """The base model is neither a local directory nor reachable on the hub (one-line message)."""
+
+
+def check_model(name_or_path: str) -> str:
+    """Resolve the base model on the driver, before any Ray worker tries to load it: a local
+    directory with a config and safetensors weights, or a hub id already in the local HF cache
+    (or downloadable when the hub is reachable). Raises `ModelNotFound` within seconds, with one
+    line naming what was looked for and how to fix it; returns the resolved name or path."""
+    resolved = resolve_model(name_or_path)
+    p = Path(resolved).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise ModelNotFound(f"base model {resolved}: no config.json in that directory")
+        if not any(p.glob("*.safetensors")):
+            raise ModelNotFound(
+                f"base model {resolved}: no *.safetensors weights there (pickle weights are "
+                "not loaded); convert them with transformers' save_pretrained(safe_serialization=True)"
+            )
+        return resolved
+    if resolved.startswith(("/", ".", "~")) or resolved.count("/") > 1 or p.exists():
+        raise ModelNotFound(
+            f"base model {resolved}: no such directory (set model.name_or_path to a folder with "
+            "config.json + safetensors, or to a Hugging Face hub id)"
+        )
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(resolved, "config.json")
+    if isinstance(cached, str):
+        return resolved
+    hint = (
+        f"download it where the hub is reachable (`huggingface-cli download {resolved}`, into "
+        f"HF_HOME={constants.HF_HOME}) or set model.name_or_path to a local copy"
+    )
+    if constants.HF_HUB_OFFLINE:
+        raise ModelNotFound(
+            f"base model {resolved}: not in the local Hugging Face cache and the hub is off "
+            f"(HF_HUB_OFFLINE=1); {hint}"
+        )
+    try:
+        hf_hub_download(resolved, "config.json")
+    except Exception as e:
+        raise ModelNotFound(
+            f"base model {resolved}: not in the local Hugging Face cache and not downloadable "
+            f"({type(e).__name__}); {hint}"
+        ) from None
+    return resolved
+
+
 def resolve_model(name_or_path: str) -> str:
     """`tiny` / `smollm2` -> the cached model directory (built atomically if missing); else the
     argument unchanged."""

@@ -109,6 +109,7 @@ SCORED_SCHEMA = pa.schema([*_ROUTE, *OUTPUT_SCHEMA, ("note", pa.string())])
 
 
 BLANK = "<blank line>"  # _read_chunk's marker: a blank line is not a row (JSON `null` is one)
+KEPT = "kept"  # --retry-failed: a row whose earlier result stays (internal status)
 
 
 class ScoreError(RuntimeError):
@@ -520,11 +521,17 @@ def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
     rows: list[dict] = []
     for chunk in batch.to_pylist():
         source = chunk["uri"].rsplit("/", 1)[-1]
+        only = set(chunk.get("only") or ()) if chunk.get("retry") else None
+        position = -1  # index among the chunk's rows (blank lines are not rows)
         for line, obj, problem in _read_chunk(chunk, text_col, id_col):
             row = {"_part": chunk["part"], "_row": line, "input_ids": None, "n_tokens": None}
             row.update(truncated=None, note=None, error=None)
             if obj is BLANK:
                 rows.append({**row, "note_id": None, "status": "blank"})
+                continue
+            position += 1
+            if only is not None and position not in only:  # --retry-failed: the old row stays
+                rows.append({**row, "note_id": None, "status": KEPT})
                 continue
             rid = obj.get(id_col) if isinstance(obj, dict) else None
             note_id = str(rid) if rid is not None and str(rid).strip() else None
@@ -714,6 +721,75 @@ def check_adapter(path: str) -> None:
         pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_SUFFIXES)
         why = f" (pickle files refused: {', '.join(pickled)})" if pickled else ""
         raise ScoreError(f"{path}: adapter_model.safetensors not found{why}")
+
+
+def _same_base(a: str, b: str) -> bool:
+    """Same base model: equal names, or a local copy named like the hub model
+    (`/shared/models/Llama-3.1-8B-Instruct` for `meta-llama/Llama-3.1-8B-Instruct`)."""
+    if a == b or Path(a.rstrip("/")).name.lower() == Path(b.rstrip("/")).name.lower():
+        return True
+    from discriminator.modeling import SMOLLM2, TINY, resolve_model
+
+    if {a, b} & {TINY, SMOLLM2}:  # `tiny` and the cached folder it resolves to
+        return Path(resolve_model(a)).resolve() == Path(resolve_model(b)).resolve()
+    return False
+
+
+def apply_adapter_provenance(tree: dict[str, Any]) -> list[str]:
+    """Fill the scoring config's base model from the adapter it scores with.
+
+    `tree` is the user's own settings (`config.config_tree`). The adapter's `discriminator.json`
+    (written by the train job) names the base model, its quantization and the prompt version;
+    `model.name_or_path`, `model.quantization` and `model.double_quant` are taken from it unless
+    the user set them. A base model or prompt version the user forces against the adapter is
+    refused (`ScoreError`, one line with both values); another quantization is allowed (a QLoRA
+    adapter is commonly served on the unquantized base) and reported. Returns lines for the user.
+    """
+    adapter = tree.get("adapter")
+    if not adapter:
+        return []
+    check_adapter(adapter)
+    p = Path(adapter)
+    notes: list[str] = []
+    model = tree.setdefault("model", {})
+    if not isinstance(model, dict):
+        return notes
+    if (p / "discriminator.json").exists():
+        try:
+            prov = json.loads((p / "discriminator.json").read_text())
+            trained = dict(prov["config"]["model"])
+            version = prov["prompt_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ScoreError(f"{adapter}/discriminator.json is unreadable or incomplete") from None
+        if version != PROMPT_VERSION:
+            raise ScoreError(
+                f"the adapter was trained with prompt version {version}; this package renders "
+                f"prompt version {PROMPT_VERSION} (score with the package version that trained it)"
+            )
+    else:  # a PEFT adapter trained elsewhere: only its base is known
+        try:
+            cfg = json.loads((p / "adapter_config.json").read_text())
+        except (OSError, ValueError):
+            raise ScoreError(f"{adapter}/adapter_config.json is unreadable") from None
+        base = cfg.get("base_model_name_or_path")
+        trained = {"name_or_path": base} if base else {}
+        notes.append(f"{adapter} has no discriminator.json: base model from adapter_config.json")
+    base = trained.get("name_or_path")
+    forced = model.get("name_or_path")
+    if base and forced and not _same_base(str(forced), str(base)):
+        raise ScoreError(
+            f"model.name_or_path is {forced} but the adapter was trained on {base}; drop the "
+            "setting to use the adapter's base"
+        )
+    for key in ("name_or_path", "quantization", "double_quant"):
+        if key in trained and key not in model:
+            model[key] = trained[key]
+    q, tq = model.get("quantization"), trained.get("quantization")
+    if tq and q and q != tq:
+        notes.append(
+            f"the adapter was trained on a {tq} base; scoring with quantization {q} as set"
+        )
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -906,7 +982,13 @@ def run_scoring(cfg: ScoreConfig) -> dict[str, Any]:
 
     files = expand_inputs(cfg.io.input)
     chunks = plan_chunks(files, cfg.io.chunk_rows)
-    todo = [ch for ch in chunks if ch.part not in done]
+    retry = _failed_rows(out, done) if cfg.io.retry_failed else {}
+    if cfg.io.retry_failed:
+        n_failed = sum(len(v) for v in retry.values())
+        log.info(
+            "--retry-failed: %d failed row(s) in %d part(s) to score again", n_failed, len(retry)
+        )
+    todo = [ch for ch in chunks if ch.part not in done or ch.part in retry]
     manifest: dict[str, Any] = {
         "state": "running",
         "identity": _identity(prov),
@@ -927,7 +1009,15 @@ def run_scoring(cfg: ScoreConfig) -> dict[str, Any]:
     if todo:
         use_gpu, n_actors = _resources(cfg)
         cfg_dict = to_dict(cfg)
-        items = [{**asdict(ch), "part": ch.part} for ch in todo]
+        items = [
+            {
+                **asdict(ch),
+                "part": ch.part,
+                "retry": ch.part in retry,
+                "only": retry.get(ch.part, []),
+            }
+            for ch in todo
+        ]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             prepare_batch,
@@ -945,7 +1035,7 @@ def run_scoring(cfg: ScoreConfig) -> dict[str, Any]:
             num_cpus=cfg.resources.cpus_per_actor,
             num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
         )
-        scored = _collect(ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode())
+        scored = _collect(ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode(), retry)
 
     table = read_output(cfg.io.output, columns=["note_id", "status"])
     ids = Counter(table.column("note_id").to_pylist())
@@ -970,20 +1060,94 @@ def run_scoring(cfg: ScoreConfig) -> dict[str, Any]:
     return manifest
 
 
-def _collect(ds: Any, todo: list[Chunk], out: _Output, keep_text: bool, meta: bytes) -> int:
+class _Progress:
+    """`[score] rows/total, parts, notes/s, ETA` on the console, at most every `every` seconds."""
+
+    def __init__(self, total: int, parts: int, every: float = 5.0):
+        self.total, self.parts_total, self.every = total, parts, every
+        self.done = self.parts = 0
+        self.t0 = self.shown = time.monotonic()
+
+    def rows(self, n: int) -> None:
+        self.done += n
+        self.show()
+
+    def part(self) -> None:
+        self.parts += 1
+        self.show()
+
+    def show(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.shown < self.every:
+            return
+        self.shown = now
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
+        log.info(
+            "%s/%s rows scored, %d/%d parts written, %.1f notes/s%s",
+            f"{self.done:,}",
+            f"{self.total:,}",
+            self.parts,
+            self.parts_total,
+            rate,
+            eta_s,
+        )
+
+
+def _failed_rows(out: _Output, done: set[str]) -> dict[str, list[int]]:
+    """part -> positions of its rows whose status is `failed` (parts without any are left out)."""
+    import pyarrow.parquet as pq
+
+    found: dict[str, list[int]] = {}
+    for part in sorted(done):
+        with out.fs.open_input_file(out.join(f"{part}.parquet")) as fh:
+            status = pq.read_table(fh, columns=["status"]).column("status").to_pylist()
+        if positions := [k for k, s in enumerate(status) if s == "failed"]:
+            found[part] = positions
+    return found
+
+
+def _merge_retried(out: _Output, part: str, rows: list[dict], cols: list[str]) -> list[dict]:
+    """The part's earlier rows with the re-scored ones in their places (same order, same count)."""
+    import pyarrow.parquet as pq
+
+    with out.fs.open_input_file(out.join(f"{part}.parquet")) as fh:
+        old = pq.read_table(fh).to_pylist()
+    if len(old) != len(rows):
+        raise ScoreError(f"{part}: input rows changed since the first run; use a new --output")
+    return [{k: o.get(k) for k in cols} if r["status"] == KEPT else r for o, r in zip(old, rows)]
+
+
+def _collect(
+    ds: Any,
+    todo: list[Chunk],
+    out: _Output,
+    keep_text: bool,
+    meta: bytes,
+    retry: dict[str, list[int]] | None = None,
+) -> int:
     """Stream scored rows to the driver; write each chunk once all its rows have arrived."""
     expected = {ch.part: ch.count for ch in todo}
     pending: dict[str, list[dict]] = {}
     cols = [*OUTPUT_SCHEMA.names, *(["note"] if keep_text else [])]
     written = 0
+    progress = _Progress(sum(expected.values()), len(expected))
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        progress.rows(batch.num_rows)
         for row in batch.to_pylist():
             pending.setdefault(row["_part"], []).append(row)
         for part in [p for p, rows in pending.items() if len(rows) == expected[p]]:
             rows = sorted(pending.pop(part), key=lambda r: r["_row"])
             rows = [{k: r[k] for k in cols} for r in rows if r["status"] != "blank"]
+            if retry and part in retry:
+                rows = _merge_retried(out, part, rows, cols)
+                written += len(retry[part])
+            else:
+                written += len(rows)
             out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta))
-            written += len(rows)
+            progress.part()
+    progress.show(final=True)
     if pending:  # cannot happen unless a stage dropped rows; never write a partial chunk
         raise ScoreError(f"{len(pending)} chunk(s) incomplete after scoring; re-run to finish")
     return written

@@ -161,6 +161,11 @@ class ProgressCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         now = time.time()
+        if "train_runtime" in logs:  # the Trainer's closing summary
+            loss = logs.get("train_loss")
+            mean = f", mean train loss {loss:.4g}" if isinstance(loss, float) else ""
+            log0(f"finished at step {state.global_step} in {now - self.t0:,.0f}s{mean}")
+            return
         tokens = state.num_input_tokens_seen
         tps = (tokens - self.last_tokens) / max(now - self.last_t, 1e-9)
         self.last_t, self.last_tokens = now, tokens

@@ -11,15 +11,24 @@ the same --output finishes only the missing chunks. CPU smoke run (tiny model in
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from discriminator.config import ConfigError, ScoreConfig, add_config_args, dump_yaml, load_config
+from discriminator import console
+from discriminator.config import (
+    ConfigError,
+    ScoreConfig,
+    add_config_args,
+    add_verbose_arg,
+    config_tree,
+    dump_yaml,
+    from_dict,
+)
+from discriminator.console import local_log_dir
+from discriminator.runtime import private_dir
 
 FLAGS = {  # --flag: (config field, help)
     "adapter": ("adapter", "PEFT adapter directory (safetensors), e.g. the train job's output"),
@@ -30,10 +39,12 @@ FLAGS = {  # --flag: (config field, help)
     "generate": ("scoring.generate", "generate the reason for all / none / notes >= threshold"),
     "threshold": ("scoring.threshold", "verdict is error when p_error >= T (default 0.5)"),
     "keep-text": ("io.keep_text", "copy note text into the output (off: notes are PHI)"),
+    "retry-failed": ("io.retry_failed", "re-score rows whose status is failed, in place"),
 }
 KWARGS: dict[str, dict] = {
     "input": {"nargs": "+"},
     "keep-text": {"action": "store_true", "default": None},
+    "retry-failed": {"action": "store_true", "default": None},
     "generate": {"choices": ["always", "never", "threshold"]},
     "threshold": {"type": float},
 }
@@ -42,6 +53,7 @@ KWARGS: dict[str, dict] = {
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     add_config_args(p)
+    add_verbose_arg(p)
     for flag, (target, text) in FLAGS.items():
         p.add_argument(f"--{flag}", help=f"{text} [{target}]", **KWARGS.get(flag, {}))
     args = p.parse_args(argv)
@@ -58,27 +70,58 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(argv)
-    try:
-        cfg = load_config(ScoreConfig, args.config, args.overrides, extra)
+    from discriminator.scoring import ScoreError, apply_adapter_provenance
+
+    try:  # the base model, its quantization and the prompt version follow the adapter
+        tree = config_tree(args.config, args.overrides, extra)
+        notes = apply_adapter_provenance(tree)
+        cfg = from_dict(ScoreConfig, tree)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except ScoreError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    import ray
+    if "://" not in cfg.io.output:
+        private_dir(cfg.io.output)
+    log_dir = local_log_dir(f"{cfg.io.output}/_logs")
+    with console.capture("score", log_dir, args.verbose):
+        for line in notes:
+            print(f"[score] {line}", flush=True)
+        return _run(cfg)
 
+
+def _run(cfg: ScoreConfig) -> int:
+    from discriminator.modeling import ModelNotFound, check_model
+    from discriminator.runtime import init_ray
     from discriminator.scoring import ScoreError, run_scoring
 
-    ray.init()  # RAY_ADDRESS if set, else a local cluster
+    adapter = f" + adapter {cfg.adapter}" if cfg.adapter else ""
+    print(f"[score] base {cfg.model.name_or_path} ({cfg.model.quantization}){adapter}", flush=True)
     try:
+        console.stage("checking the base model")
+        check_model(cfg.model.name_or_path)
+        console.stage("starting Ray")
+        init_ray()  # RAY_ADDRESS if set, else a local cluster
+        console.stage("scoring")
         manifest = run_scoring(cfg)
-    except ScoreError as e:
+    except (ScoreError, ModelNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    keys = ("rows", "counts", "duplicate_note_ids", "this_run")
-    print(json.dumps({"output": cfg.io.output, **{k: manifest[k] for k in keys}}, indent=2))
+    c = manifest["counts"]
+    run = manifest["this_run"]
+    print(
+        f"[score] {manifest['rows']:,} rows in {cfg.io.output} ("
+        + ", ".join(f"{k} {v:,}" for k, v in c.items())
+        + f"); this run: {run['rows']:,} rows in {run['seconds']:,.0f}s"
+        + (f", {run['notes_per_s']:.1f} notes/s" if run["notes_per_s"] else ""),
+        flush=True,
+    )
+    if dups := manifest["duplicate_note_ids"]["count"]:
+        print(f"[score] warning: {dups} note_id value(s) occur more than once", flush=True)
     return 0
 
 

@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from discriminator import console
 from discriminator.config import (
     ConfigError,
     TrainConfig,
     add_config_args,
     add_seed_train_flags,
+    add_verbose_arg,
     dump_yaml,
     load_config,
     seed_flags_to_tree,
 )
+from discriminator.console import local_log_dir
 from discriminator.data import DataError
 from discriminator.runtime import init_ray
 
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(parser)
     add_seed_train_flags(parser)
     parser.add_argument("--merge", action="store_true", help="also export a merged bf16 model")
+    add_verbose_arg(parser)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides, seed_flags_to_tree(args))
@@ -49,22 +53,41 @@ def main(argv: list[str] | None = None) -> int:
         print(dump_yaml(cfg), end="")
         return 0
 
-    from discriminator import training
-    from discriminator.modeling import load_tokenizer
+    log_dir = local_log_dir(f"{cfg.run.storage_path}/{cfg.run.name}/logs")
+    with console.capture("train", log_dir, args.verbose):
+        return _run(cfg)
 
-    try:  # validated before Ray starts: bad data never reaches a worker
+
+def _run(cfg: TrainConfig) -> int:
+    from discriminator import training
+    from discriminator.modeling import ModelNotFound, check_model, load_tokenizer
+
+    try:  # validated before Ray starts: a missing model or bad data never reaches a worker
+        console.stage("checking the base model and the data")
+        check_model(cfg.model.name_or_path)
         data = training.prepare_data(cfg, load_tokenizer(cfg.model.name_or_path))
-    except DataError as e:
+    except (DataError, ModelNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"[train] data: {data.stats}; max_length {data.max_length}", flush=True)
+    s = data.stats
+    print(
+        f"[train] data: {s['train_records']} train / {s['eval_records']} eval notes "
+        f"({s['train_skipped_invalid'] + s['eval_skipped_invalid']} invalid skipped, "
+        f"{s['train_truncated'] + s['eval_truncated']} truncated, {s['duplicates']} duplicates); "
+        f"longest example {data.max_length} tokens",
+        flush=True,
+    )
+    console.stage("starting Ray")
     init_ray()
+    console.stage(f"training on {cfg.run.num_workers} Ray Train worker(s)")
     result = training.build_trainer(cfg, data).fit()
+    console.stage("exporting the adapter")
     out = training.export_adapter(
         cfg, training.latest_checkpoint_dir(result), cfg.run.output_dir, result.metrics, data.stats
     )
     print(f"[train] adapter written to {out}", flush=True)
     if cfg.run.merge:
+        console.stage("merging the adapter into the base")
         merged = training.merge_adapter(cfg.model.name_or_path, out, f"{out}-merged")
         print(f"[train] merged model written to {merged}", flush=True)
     return 0

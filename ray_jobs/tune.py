@@ -15,7 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from discriminator.config import ConfigError, TuneConfig, add_config_args, dump_yaml, load_config
+from discriminator import console
+from discriminator.config import (
+    ConfigError,
+    TuneConfig,
+    add_config_args,
+    add_verbose_arg,
+    dump_yaml,
+    load_config,
+)
+from discriminator.console import local_log_dir
 from discriminator.data import DataError
 
 
@@ -26,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_args(parser)
+    add_verbose_arg(parser)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(TuneConfig, args.config, args.overrides)
@@ -35,17 +45,32 @@ def main(argv: list[str] | None = None) -> int:
         print(dump_yaml(cfg), end="")
         return 0
 
+    log_dir = local_log_dir(f"{cfg.run.storage_path}/{cfg.run.name}/logs")
+    with console.capture("tune", log_dir, args.verbose):
+        return _run(cfg)
+
+
+def _run(cfg: TuneConfig) -> int:
     from discriminator import training, tuning
-    from discriminator.modeling import load_tokenizer
+    from discriminator.modeling import ModelNotFound, check_model, load_tokenizer
 
     try:  # everything checked before Ray starts: a bad config or bad data runs no trial
+        console.stage("checking the sweep, the base model and the data")
         tuning.check_sweep_config(cfg)
+        check_model(cfg.train.model.name_or_path)
         data = training.prepare_data(cfg.train, load_tokenizer(cfg.train.model.name_or_path))
-    except (ValueError, DataError) as e:
+    except (ValueError, DataError, ModelNotFound) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"[tune] data: {data.stats}; max_length {data.max_length}", flush=True)
+    s = data.stats
+    print(
+        f"[tune] data: {s['train_records']} train / {s['eval_records']} eval notes; "
+        f"longest example {data.max_length} tokens",
+        flush=True,
+    )
+    console.stage("starting Ray")
     tuning.init_ray_for_sweep()
+    console.stage("sweeping")
     outcome = tuning.run_sweep(cfg, data)
     return 0 if outcome.complete else 130
 

@@ -305,7 +305,7 @@ def test_sigint_then_sigterm_then_rerun_completes_exactly_the_missing_rows(
         assert 0 < len(kept) < chunks
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    summary = json.loads((out / "_manifest.json").read_text())
     assert summary["this_run"]["chunks"] == chunks - len(kept)  # exactly the missing chunks
     assert summary["rows"] == n and summary["duplicate_note_ids"]["count"] == 0
     assert_exactly_once(out, "many.jsonl", n)

@@ -424,6 +424,127 @@ def reference(tiny_model_dir, adapter_dir, notes, max_prompt_tokens, max_new_tok
     return out
 
 
+def test_retry_failed_rescores_only_failed_rows_in_place(
+    ray_local, tiny_model_dir, adapter_dir, mixed_input, tmp_path
+):
+    path, expect = mixed_input
+    out = tmp_path / "out"
+    cfg = smoke_cfg(tiny_model_dir, adapter_dir, [path], out, io__chunk_rows=4)
+    scoring.run_scoring(cfg)
+    before = {p.name: p.read_bytes() for p in out.glob("part-*.parquet")}
+    first = {r["note_id"]: r for r in scoring.read_output(str(out)).to_pylist()}
+    # An earlier run's failure (an OOM, a bad node): the row is kept with status failed.
+    victim = next(
+        p
+        for p in sorted(out.glob("part-*.parquet"))
+        if pq.read_table(p).column("status").to_pylist().count("ok") >= 2
+    )
+    table = pq.read_table(victim)
+    rows = table.to_pylist()
+    ok = [k for k, r in enumerate(rows) if r["status"] == "ok"]
+    k = ok[-1]
+    failed_id = rows[k]["note_id"]
+    rows[k].update(status="failed", verdict=None, p_error=None, reason=None, category=None,
+                   error="RuntimeError during prefill")  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), victim)
+
+    cfg.io.retry_failed = True
+    manifest = scoring.run_scoring(cfg)
+    assert manifest["this_run"]["rows"] == 1 and manifest["this_run"]["chunks"] == 1
+    after = {r["note_id"]: r for r in scoring.read_output(str(out)).to_pylist()}
+    assert sorted(after) == sorted(first) and len(after) == len(expect)  # one row per input
+    assert after[failed_id]["status"] == "ok"
+    assert after[failed_id]["p_error"] == pytest.approx(first[failed_id]["p_error"], rel=1e-5)
+    for note_id, row in after.items():
+        if note_id != failed_id:
+            assert row == first[note_id]
+    assert [r["note_id"] for r in pq.read_table(victim).to_pylist()] == [
+        r["note_id"] for r in rows
+    ]  # input order kept inside the part
+    for name, data in before.items():
+        if name != victim.name:
+            assert (out / name).read_bytes() == data  # other parts untouched
+    assert scoring.run_scoring(cfg)["this_run"]["rows"] == 0  # nothing failed any more
+
+
+def _provenance_adapter(src: Path, dst: Path, base: str, quantization: str = "none") -> Path:
+    """`src`'s adapter files with the provenance file the train job writes beside them."""
+    shutil.copytree(src, dst)
+    model = {"name_or_path": base, "quantization": quantization, "double_quant": True}
+    prov = {"prompt_version": PROMPT_VERSION, "base_model": base, "config": {"model": model}}
+    (dst / "discriminator.json").write_text(json.dumps(prov))
+    return dst
+
+
+def _score_job(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    ray_tmp = tempfile.mkdtemp(prefix="rp", dir="/tmp")
+    env.update(RAY_AUTH_MODE="disabled", RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
+    env.update(HF_HUB_OFFLINE="1")
+    try:
+        return subprocess.run([sys.executable, "-m", "ray_jobs.score", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    finally:
+        kill_leftovers(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_score_with_only_adapter_input_output_takes_the_adapters_base(
+    tiny_model_dir, adapter_dir, tmp_path
+):
+    adapter = _provenance_adapter(adapter_dir, tmp_path / "adapter", str(tiny_model_dir))
+    notes = write_jsonl(tmp_path / "n.jsonl", [jl({"note": n}) for n in make_notes(5, seed=2)])
+    out = tmp_path / "scores"
+    args = ["--adapter", str(adapter), "--input", str(notes), "--output", str(out)]
+    proc = _score_job(args, tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert f"[score] base {tiny_model_dir} (none) + adapter" in proc.stdout
+    t = scoring.read_output(str(out))
+    assert sorted(t.column("note_id").to_pylist()) == [f"n.jsonl:{i}" for i in range(1, 6)]
+    assert set(t.column("status").to_pylist()) == {"ok"}
+    manifest = json.loads((out / scoring.MANIFEST).read_text())
+    assert manifest["provenance"]["base_model"] == str(tiny_model_dir)
+    # the same rows as scoring with the base named explicitly (in-process reference)
+    ref = scoring.Scorer(to_dict(smoke_cfg(tiny_model_dir, adapter_dir, [], tmp_path / "x")),
+                         str(adapter)).score_notes(make_notes(5, seed=2))  # fmt: skip
+    got = sorted(t.to_pylist(), key=lambda r: int(r["note_id"].split(":")[1]))
+    for r, want in zip(got, ref):
+        assert r["p_error"] == pytest.approx(want["p_error"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("base", "sets", "needle"),
+    [
+        # the adapter names a hub model that is not in the (offline) cache
+        ("meta-llama/Llama-3.1-8B-Instruct", [], "not in the local Hugging Face cache"),
+        # the user points at a folder that does not exist
+        ("/models/tiny", ["--set", "model.name_or_path=/other/llama"], "model.name_or_path is"),
+    ],
+)
+def test_unreachable_or_mismatched_base_fails_fast_with_one_line(
+    adapter_dir, tmp_path, base, sets, needle
+):
+    adapter = _provenance_adapter(adapter_dir, tmp_path / "adapter", base)
+    notes = write_jsonl(tmp_path / "n.jsonl", [jl({"note": "x y z"})])
+    args = ["--adapter", str(adapter), "--input", str(notes), "--output", str(tmp_path / "o")]
+    t0 = time.monotonic()
+    proc = _score_job([*args, *sets], tmp_path, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode != 0
+    errors = [s for s in proc.stderr.splitlines() if s.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and needle in errors[0], errors
+    assert "Traceback" not in proc.stdout + proc.stderr and len(proc.stdout.splitlines()) <= 2
+
+
+def test_missing_base_folder_fails_fast(tmp_path):
+    notes = write_jsonl(tmp_path / "n.jsonl", [jl({"note": "x y z"})])
+    args = ["--set", "model.name_or_path=/nonexistent/llama", "--input", str(notes)]
+    proc = _score_job([*args, "--output", str(tmp_path / "o")], tmp_path, timeout=60)
+    assert proc.returncode != 0
+    assert "error: base model /nonexistent/llama: no such directory" in proc.stderr
+
+
 def test_pipeline_matches_plain_transformers_reference(
     ray_local, tiny_model_dir, adapter_dir, tmp_path
 ):
@@ -480,7 +601,7 @@ def test_killed_job_resumes_without_duplicates(tiny_model_dir, adapter_dir, tmp_
 
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        summary = json.loads(done.stdout[done.stdout.index("{") :])
+        summary = json.loads((out / "_manifest.json").read_text())
         assert summary["this_run"]["chunks"] == 12 - len(first)
     finally:
         kill_leftovers(ray_tmp)

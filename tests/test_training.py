@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from discriminator import training
+from discriminator import console, training
 from discriminator.config import TrainConfig, load_config
 from discriminator.modeling import load_tokenizer
 
@@ -180,7 +180,7 @@ def test_training_after_eval_keeps_correct_lora_gradients(tiny_model_dir, data_f
         assert rel < 1e-4, (n, float(rel))
 
 
-def test_invalid_data_stops_before_any_worker(tmp_path, capsys):
+def test_invalid_data_stops_before_any_worker(tmp_path, capfd):
     import ray
 
     from ray_jobs import train
@@ -190,7 +190,7 @@ def test_invalid_data_stops_before_any_worker(tmp_path, capsys):
     rc = train.main(
         ["--config", str(SMOKE), "--train_data", str(bad), "--set", "data.eval_path=null"]
     )
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert rc == 2
     assert f"{bad}:2: not valid JSON" in err and f"{bad}:3: 'note' must be a string" in err
     assert not ray.is_initialized()
@@ -232,8 +232,23 @@ def test_smoke_job_trains_with_two_workers_and_exports(tmp_path):
         ]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    log = proc.stdout + proc.stderr
+    shown = proc.stdout + proc.stderr
+    # The console holds the job's own lines; the library's go to the run's log file.
+    assert "[train] step 4/4" in shown and f"[train] adapter written to {out}" in shown
+    for line in shown.splitlines():
+        assert console.own_line(line) == line, line
+    m = re.search(r"^\[train\] log: (\S+)$", proc.stdout, re.M)
+    assert m and Path(m.group(1)).parent == tmp_path / "ray" / "smoke" / "logs"
+    log = Path(m.group(1)).read_text()
     assert "from rank 1" in log  # two Ray Train workers reported
+    for noise in (
+        "Started a local Ray instance",
+        "Reporting training result",
+        "FutureWarning",
+        "Tokenizing train dataset",
+        "Failed to load CPU gemm_4bit_forward",
+    ):
+        assert noise in log and noise not in shown, noise
     for name in (
         "adapter_model.safetensors",
         "adapter_config.json",
