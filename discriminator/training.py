@@ -161,7 +161,7 @@ class ProgressCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         now = time.time()
-        if "train_runtime" in logs:  # the Trainer's closing summary
+        if "train_loss" in logs:  # the Trainer's closing summary (mean loss over the run)
             loss = logs.get("train_loss")
             mean = f", mean train loss {loss:.4g}" if isinstance(loss, float) else ""
             log0(f"finished at step {state.global_step} in {now - self.t0:,.0f}s{mean}")

@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="error categories instead of kinds (all their kinds; e.g. all five categories)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show each stage's library output too (it always goes to the stage's log file)",
+    )
     args = parser.parse_args(argv)
     if args.kinds is None and args.categories is None:
         args.kinds = DEMO_KINDS
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     total = len(stages)
     for i, (title, cmd) in enumerate(stages, start=1):
+        if args.verbose and "-m" in cmd:
+            cmd = [*cmd, "--verbose"]
         _stage(i, total, title, cmd)
 
     metrics = json.loads((out / "report" / "metrics.json").read_text())

@@ -19,12 +19,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from discriminator.config import ConfigError, EvalConfig, add_config_args, dump_yaml, load_config
+from discriminator import console
+from discriminator.config import (
+    ConfigError,
+    EvalConfig,
+    add_config_args,
+    add_verbose_arg,
+    dump_yaml,
+    load_config,
+)
+from discriminator.console import local_log_dir
 from discriminator.data import DataError
 from discriminator.metrics import EvalError, format_summary
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool]:
+def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--labels", help="labelled records (JSONL or parquet)")
@@ -37,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool]:
         help="the adapter's metrics.json for the training curves (default: <adapter>/metrics.json "
         "of the adapter named in the scores' _manifest.json, when there is one)",
     )
+    add_verbose_arg(parser)
     parser.add_argument(
         "--show-text",
         action="store_true",
@@ -47,15 +57,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool]:
     keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text")
     flags = {k: getattr(args, k) for k in keys}
     extra = {k: v for k, v in flags.items() if v is not None}
-    return load_config(EvalConfig, args.config, args.overrides, extra), args.print_config
+    cfg = load_config(EvalConfig, args.config, args.overrides, extra)
+    return cfg, args.print_config, args.verbose
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cfg, print_only = parse_args(argv)
-        if print_only:
-            print(dump_yaml(cfg), end="")
-            return 0
+        cfg, print_only, verbose = parse_args(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if print_only:
+        print(dump_yaml(cfg), end="")
+        return 0
+    with console.capture("eval", local_log_dir(f"{cfg.out}/logs"), verbose):
+        return _run(cfg)
+
+
+def _run(cfg: EvalConfig) -> int:
+    try:
         from discriminator.report import evaluate
 
         metrics = evaluate(
@@ -70,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_summary(metrics))
-    print(f"report: {cfg.out}/report.html")
+    for line in format_summary(metrics).splitlines():
+        console.say(f"[eval] {line}")
+    console.say(f"[eval] report: {cfg.out}/report.html")
     return 0
 
 

@@ -11,6 +11,7 @@ a broken template, loss mask, adapter save/load or first-token scoring lands at 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -88,3 +89,62 @@ def test_demo_model_learns_to_discriminate(tmp_path):
     print(summary)
     assert balanced >= MIN_BALANCED_ACCURACY, summary
     assert category_accuracy >= MIN_CATEGORY_ACCURACY, summary
+
+
+# What used to drown the demo's console (a fresh clone's `make demo`: 909 lines for 5 stages).
+NOISE = (
+    "PlacementGroupCleaner",
+    "FutureWarning",
+    "gemm_4bit_forward",
+    "Tokenizing train dataset",
+    "Reporting training result",
+    "'grad_norm':",
+    "Started a local Ray instance",
+    "logging_progress",
+)
+
+
+@pytest.mark.slow
+def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from discriminator import console
+
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ray_jobs.demo", "--out", str(out), "--notes", "400"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 0, shown[-3000:]
+    lines = shown.splitlines()
+    assert len(lines) < 150, len(lines)
+    for noise in NOISE:
+        assert noise not in shown, noise
+    for stage in ("train", "tune", "score", "eval"):
+        assert re.search(rf"^\[{stage}\] log: ", shown, re.M), stage
+    assert "[train] step 60/60" in shown and "Demo finished" in shown
+    logs = {
+        job: Path(re.search(rf"^\[{job}\] log: (\S+)$", shown, re.M).group(1)).read_text()
+        for job in ("train", "tune", "score")
+    }
+    for noise in ("PlacementGroupCleaner", "FutureWarning", "Reporting training result"):
+        assert noise in logs["train"] + logs["tune"], noise
+    assert "Started a local Ray instance" in logs["score"]
+    # every console line is the demo's own or a job's own
+    for line in lines:
+        own = console.own_line(line)
+        assert (
+            own == line
+            or line.startswith(("==> ", "    $ ", "    done in", "wrote ", "  "))
+            or line in ("", "Demo finished")
+            or line.startswith("Demo finished")
+        ), line

@@ -134,26 +134,27 @@ def test_threshold_changes_decision(tmp_path):
     assert low["auroc"] == evaluate(lab, d, tmp_path / "default")["auroc"]
 
 
-def test_entrypoint(tmp_path, capsys):
+def test_entrypoint(tmp_path, capfd):
     lab, d = make_inputs(tmp_path)
     out = tmp_path / "cli"
     rc = main(["--labels", str(lab), "--scores", str(d), "--out", str(out), "--threshold", "0.4"])
     assert rc == 0
-    text = capsys.readouterr().out
+    text = capfd.readouterr().out
     assert "AUROC" in text and "report.html" in text and CANARY not in text
+    assert "[eval] log: " in text and list((out / "logs").glob("eval-*.log"))
     assert json.loads((out / "metrics.json").read_text())["threshold"] == 0.4
     assert main(["--labels", str(lab), "--scores", str(tmp_path / "nope"), "--out", str(out)]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "not found" in capfd.readouterr().err
 
 
 def test_config_precedence(tmp_path):
     y = tmp_path / "eval.yaml"
     y.write_text("labels: a.jsonl\nscores: s\nthreshold: 0.3\n")
-    cfg, _ = parse_args(["--config", str(y)])
+    cfg, _, _ = parse_args(["--config", str(y)])
     assert (cfg.labels, cfg.scores, cfg.out, cfg.threshold) == ("a.jsonl", "s", "runs/eval", 0.3)
-    cfg, _ = parse_args(["--config", str(y), "--threshold", "0.6", "--set", "out=o"])
+    cfg, _, _ = parse_args(["--config", str(y), "--threshold", "0.6", "--set", "out=o"])
     assert cfg.threshold == 0.6 and cfg.out == "o"
-    cfg, _ = parse_args(["--config", str(y), "--threshold", "0.6", "--set", "threshold=0.7"])
+    cfg, _, _ = parse_args(["--config", str(y), "--threshold", "0.6", "--set", "threshold=0.7"])
     assert cfg.threshold == 0.7
     with pytest.raises(Exception, match="valid keys"):
         parse_args(["--set", "treshold=0.5"])
@@ -451,11 +452,11 @@ def test_entrypoint_flags(tmp_path):
     assert main([*base, "--show-text", "--train-metrics", str(given)]) == 0
     page = (out / "report.html").read_text()
     assert shown_notes(page, recs) and (out / "training_curves.png").is_file()
-    cfg, _ = parse_args([*base, "--show-text", "--train-metrics", "m.json"])
+    cfg, _, _ = parse_args([*base, "--show-text", "--train-metrics", "m.json"])
     assert cfg.show_text is True and cfg.train_metrics == "m.json"
     y = tmp_path / "eval.yaml"
     y.write_text("show_text: true\ntrain_metrics: a/metrics.json\n")
-    cfg, _ = parse_args(["--config", str(y)])  # no flag: the YAML's values stay
+    cfg, _, _ = parse_args(["--config", str(y)])  # no flag: the YAML's values stay
     assert cfg.show_text is True and cfg.train_metrics == "a/metrics.json"
-    cfg, _ = parse_args([])
+    cfg, _, _ = parse_args([])
     assert cfg.show_text is False and cfg.train_metrics is None
