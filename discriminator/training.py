@@ -32,6 +32,9 @@ from discriminator.runtime import private_dir
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
+_PROGRESS_TAG = "train"  # "trial <id>" inside a Tune trial: those lines go to the sweep's log
+
+
 def log0(msg: str) -> None:
     """Print from rank 0 only (the driver shows worker output)."""
     try:
@@ -41,7 +44,7 @@ def log0(msg: str) -> None:
             return
     except Exception:
         pass
-    print(f"[train] {msg}", flush=True)
+    print(f"[{_PROGRESS_TAG}] {msg}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +390,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
+    global _PROGRESS_TAG
+    _PROGRESS_TAG = loop_config.get("progress_tag", "train")
     cfg = from_dict(TrainConfig, loop_config["cfg"])
     data: PreparedData = ray.get(loop_config["data"])
     rank = ray.train.get_context().get_world_rank()
@@ -491,8 +496,10 @@ def build_trainer(
     storage_path: str | None = None,
     name: str | None = None,
     callbacks: list[Any] | None = None,
+    progress_tag: str = "train",
 ) -> Any:
-    """The `TorchTrainer` for one training run (also one Tune trial)."""
+    """The `TorchTrainer` for one training run (also one Tune trial, whose workers' progress
+    lines are tagged `progress_tag` so the sweep's console shows the sweep's own lines)."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -523,6 +530,7 @@ def build_trainer(
         "cfg": to_dict(cfg),
         "data": ray.put(data),
         "tensorboard_dir": os.path.join(storage, name, "tensorboard"),
+        "progress_tag": progress_tag,
     }
     return TorchTrainer(
         train_loop_per_worker,

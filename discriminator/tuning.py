@@ -170,7 +170,12 @@ def run_trial(
     cfg.run.storage_path, cfg.run.name = train_storage, trial_id
     # Same name on a restored sweep: the Train run continues from its last checkpoint.
     build_trainer(
-        cfg, data, storage_path=train_storage, name=trial_id, callbacks=[TuneReportCallback()]
+        cfg,
+        data,
+        storage_path=train_storage,
+        name=trial_id,
+        callbacks=[TuneReportCallback()],
+        progress_tag=f"trial {trial_id}",
     ).fit()
 
 
