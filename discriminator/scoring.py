@@ -786,9 +786,7 @@ def apply_adapter_provenance(tree: dict[str, Any]) -> list[str]:
             model[key] = trained[key]
     q, tq = model.get("quantization"), trained.get("quantization")
     if tq and q and q != tq:
-        notes.append(
-            f"the adapter was trained on a {tq} base; scoring with quantization {q} as set"
-        )
+        notes.append(f"adapter trained on the {tq} base; scoring with quantization {q} (as set)")
     return notes
 
 
