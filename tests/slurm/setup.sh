@@ -14,7 +14,7 @@
 # a real cluster its own host: rtn1 (10.231.0.11) and rtn2 (10.231.0.12), 1 CPU each, joined by
 # the bridge rtbr0 (10.231.0.1, where slurmctld listens on port 6827). Each node runs its own
 # slurmd (-N NODE, its own spool/pid/log paths); both share this host's file system, as cluster
-# nodes share NFS/Lustre. `ip netns exec rtn2 CMD` runs CMD "on" node rtn2;
+# nodes share NFS/Lustre, and the node names resolve through marked lines in /etc/hosts. `ip netns exec rtn2 CMD` runs CMD "on" node rtn2;
 # tests/slurm/node.sh kills or restarts a node. Subnet: RT_SUBNET (default 10.231.0).
 #
 # Daemons are started directly (no systemd); what this script started (daemons, namespaces, the
@@ -38,6 +38,7 @@ fi
 MARKER="# written by tests/slurm/setup.sh (clinical-discriminator test cluster)"
 SUBNET=${RT_SUBNET:-10.231.0}
 BRIDGE=rtbr0
+HOSTS_MARK="# raytest2 node (tests/slurm/setup.sh)"
 TWO_NODES=(rtn1 rtn2)
 if [[ "$MODE" == one ]]; then
     STATE_DIR=${SLURM_TEST_STATE_DIR:-/run/raytest-slurm}
@@ -90,6 +91,19 @@ wait_idle() {
     die "the SLURM node(s) did not become idle (states: '$(node_states | tr '\n' ' ')'); see $LOG_DIR/*.log"
 }
 
+# Node names resolve, as on a real cluster (torch.distributed's gloo finds its address from the
+# host name): one line per node in /etc/hosts, marked, removed by teardown.sh.
+ensure_hosts() {
+    local i=0 node
+    for node in "${TWO_NODES[@]}"; do
+        i=$((i + 1))
+        if ! grep -qE "^${SUBNET//./\\.}\.1${i}[[:space:]]+${node}([[:space:]]|$)" /etc/hosts; then
+            [[ -w /etc/hosts ]] || die "cannot add $node to /etc/hosts"
+            echo "$SUBNET.1$i $node $HOSTS_MARK" >>/etc/hosts
+        fi
+    done
+}
+
 # 1. Reuse a running test cluster.
 if command -v sinfo >/dev/null 2>&1 && [[ -f "$CONF" ]] && [[ -n "$(node_states)" ]]; then
     name=$(scontrol show config 2>/dev/null | awk -F'= ' '/^ClusterName/ {print $2}' | tr -d ' ')
@@ -98,6 +112,7 @@ if command -v sinfo >/dev/null 2>&1 && [[ -f "$CONF" ]] && [[ -n "$(node_states)
         exit 3
     fi
     if all_up || [[ "$MODE" == one ]]; then
+        [[ "$MODE" == two ]] && ensure_hosts
         wait_idle
         [[ "$MODE" == two ]] && echo "SLURM_CONF=$CONF"
         echo "SLURM_TEST_CLUSTER=reused"
@@ -241,6 +256,7 @@ if [[ "$MODE" == two ]]; then
         ip netns exec "$node" ip link set lo up
         ip netns exec "$node" ip link set eth0 up
     done
+    ensure_hosts
 fi
 
 if ! alive "$CTLD_PIDFILE"; then

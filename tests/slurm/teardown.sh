@@ -77,6 +77,11 @@ if [[ "$MODE" == two ]]; then
         fi
         ip link del "$node-h" >/dev/null 2>&1 || true
     done
+    # The node names setup.sh added to /etc/hosts (rewritten in place: it may be a bind mount).
+    if grep -qF "# raytest2 node (tests/slurm/setup.sh)" /etc/hosts; then
+        hosts=$(grep -vF "# raytest2 node (tests/slurm/setup.sh)" /etc/hosts)
+        printf '%s\n' "$hosts" >/etc/hosts
+    fi
     if was_started "bridge rtbr0"; then
         ip link del rtbr0 >/dev/null 2>&1 || true
     fi
