@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
 import tempfile
 import threading
@@ -33,49 +32,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from benchmarks import archive
+
 REPO = Path(__file__).resolve().parents[1]
-WORDS = [
-    "patient",
-    "admitted",
-    "discharge",
-    "date",
-    "metoprolol",
-    "25",
-    "mg",
-    "daily",
-    "allergy",
-    "penicillin",
-    "history",
-    "chest",
-    "pain",
-    "left",
-    "right",
-    "follow-up",
-    "clinic",
-    "MRN",
-    "name",
-    "age",
-    "male",
-    "female",
-    "hospital",
-    "course",
-    "labs",
-    "normal",
-    "elevated",
-    "troponin",
-    "creatinine",
-    "lisinopril",
-    "aspirin",
-    "CT",
-    "scan",
-    "impression",
-    "plan",
-]
 
 
 def make_notes(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(80, 400))) for _ in range(n)]
+    return archive.make_notes(n, seed=seed, words=(80, 400))
 
 
 def build_model(root: Path) -> tuple[Path, Path]:

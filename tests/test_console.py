@@ -70,7 +70,7 @@ def test_capture_splits_console_and_log(tmp_path, capfd, monkeypatch):
         subprocess.run([sys.executable, "-c", f"print({NOISE[4]!r})"], check=True)  # a child
         logging.getLogger("discriminator.scoring").info("3 chunk(s) planned")
         logging.getLogger("discriminator.scoring").warning("output is readable by others")
-        logging.getLogger("ray.train").info("Reporting training result 1")
+        logging.getLogger("a.library").info("Reporting training result 1")
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning, stacklevel=1)

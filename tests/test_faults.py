@@ -216,7 +216,7 @@ def score_cmd(model: Path, adapter: Path, inputs: list[Path], out: Path, *sets: 
 
 
 def notes_file(path: Path, n: int) -> Path:
-    from test_scoring import jl, make_notes
+    from benchmarks.archive import jl, make_notes
 
     path.write_bytes(b"".join(jl({"note": t}) for t in make_notes(n, seed=11)))
     return path

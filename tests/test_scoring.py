@@ -25,56 +25,18 @@ import pyarrow.parquet as pq
 import pytest
 from procs import kill_leftovers
 
+from benchmarks.archive import jl, make_notes
 from discriminator import scoring
 from discriminator.config import ScoreConfig, load_config, to_dict
 from discriminator.prompt import ANSWER_PREFIX, PROMPT_VERSION, parse_reason
 
 REPO = Path(__file__).resolve().parents[1]
 REL_TOL = 1e-4
-WORDS = [
-    *[
-        "patient",
-        "admitted",
-        "discharge",
-        "date",
-        "metoprolol",
-        "25",
-        "mg",
-        "daily",
-        "allergy",
-        "penicillin",
-        "history",
-    ],
-    *[
-        "chest",
-        "pain",
-        "left",
-        "right",
-        "follow-up",
-        "clinic",
-        "MRN",
-        "name",
-        "age",
-        "male",
-        "female",
-        "hospital",
-    ],
-    *["course", "labs", "normal", "elevated", "troponin", "creatinine"],
-]
-
-
-def make_notes(n: int, seed: int = 0, words: int = 40) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(words)) + f" #{i}" for i in range(n)]
 
 
 def write_jsonl(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(lines))
     return path
-
-
-def jl(obj) -> bytes:
-    return (json.dumps(obj) + "\n").encode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,3 +573,44 @@ def test_killed_job_resumes_without_duplicates(tiny_model_dir, adapter_dir, tmp_
     assert not list(out.glob(".tmp-*"))
     for name, data in first.items():  # parts from the killed run were kept, not redone
         assert (out / name).read_bytes() == data
+
+
+# ---------------------------------------------------------------------------------------------
+# Many files of both formats, bad rows, an interrupted run (the archive-scale shape, small)
+
+
+def test_many_files_both_formats_one_row_per_input(ray_local, tiny_model_dir, tmp_path):
+    from benchmarks.archive import write_archive
+    from benchmarks.score_scale import StandInScorer
+
+    made = write_archive(tmp_path / "in", 120, 8, words=(20, 60), bad_per_file=2)
+    cfg = load_config(
+        ScoreConfig,
+        REPO / "ray_jobs/configs/smoke_score.yaml",
+        [f"model.name_or_path={tiny_model_dir}", "io.chunk_rows=7"],
+    )
+    cfg.io.input, cfg.io.output = [str(tmp_path / "in")], str(tmp_path / "out")
+    import ray.cloudpickle
+
+    import benchmarks.score_scale
+
+    ray.cloudpickle.register_pickle_by_value(benchmarks.score_scale)
+    manifest = scoring.run_scoring(cfg, scorer=StandInScorer)
+    t = scoring.read_output(cfg.io.output)
+    ids = t.column("note_id").to_pylist()
+    assert len(ids) == made["rows_in"] == len(set(ids))  # one row per input row, none twice
+    assert manifest["counts"] == {"invalid_input": made["bad"], "ok": made["good"]}
+    good = {i for i in ids if i.startswith("a")}
+    assert good == {f"a{f}-{k}" for f in range(8) for k in range(15)}
+
+
+@pytest.mark.slow
+def test_interrupted_then_killed_driver_resumes_to_one_row_per_input(tiny_model_dir, tmp_path):
+    from benchmarks.archive import write_archive
+    from benchmarks.score_scale import resume_at_scale
+
+    made = write_archive(tmp_path / "in", 1200, 12, words=(20, 60), bad_per_file=2)
+    got = resume_at_scale(made["files"], str(tiny_model_dir), 16, tmp_path / "out", made["rows_in"])
+    assert 0 < got["parts_before_rerun"] < got["chunks"]  # interrupted part-way
+    assert got["rows_out"] == got["unique_ids"] == made["rows_in"]
+    assert got["parts_rewritten"] == 0  # no part written twice

@@ -1,0 +1,436 @@
+"""Scoring at archive scale: the pipeline's own capacity, planning, memory and resume, on 2 cores.
+
+    python -m benchmarks.score_scale                        # 100k notes in 200 files (~10 min)
+    python -m benchmarks.score_scale --notes 20000 --files 40 --tiny-notes 400   # a quick look
+
+Makes a synthetic archive once (`--data`, default /tmp/score-scale: word-salad notes of 300-900
+words, the realistic profile's length, half JSONL and half parquet files, two bad rows in each;
+`benchmarks/archive.py`), then in one run and one local Ray instance:
+
+  1. planning: `plan_chunks` over the 10k subset and the whole archive (every JSONL file is
+     streamed once to find chunk offsets; parquet row counts come from the footers);
+  2. the pipeline's own capacity: the real `run_scoring` job (read, validate, chat template,
+     tokenize, bucket, route to the actor, write parts) on the 10k subset and on the whole archive,
+     with the model's forward replaced by a constant-time stand-in defined HERE (`StandInScorer`;
+     the library has no such mode): notes/s, peak RSS of the driver and of the Ray workers,
+     object-store spill, files and parts written, rows in vs out;
+  3. the tiny model on `--tiny-notes` notes: Ray Data (`run_scoring`, one scorer actor) against the
+     in-process loop (`Scorer.score_notes`, the same notes, one CPU's torch threads as the actor
+     gets), the time to the first part file against the time one chunk takes, and the longest gap
+     between the progress lines the job shows;
+  4. resume at scale: a stand-in run on the whole archive interrupted halfway (SIGINT, then SIGKILL
+     of the driver process), then re-run: rows out, duplicates, parts written twice, the re-run's
+     planning time.
+
+Writes JSON (default benchmarks/results/score_scale.json) after every step, so an interrupted
+benchmark keeps what it measured. Top-level keys: pipeline_notes_per_s (stand-in, whole archive),
+planning_s_100k, driver_peak_rss_mb_10k, driver_peak_rss_mb_100k, rows_in, rows_out,
+ray_data_notes_per_s, in_process_notes_per_s (tiny model, the same notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+
+from benchmarks import archive
+from discriminator import scoring
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class StandInScorer(scoring.Scorer):
+    """The scorer actor with a constant-time forward: everything around the model stays real
+    (batching, bucketing, rows, statuses); every note gets the same logits (p_error 0.1)."""
+
+    def __init__(self, cfg: dict, tokenizer: str):
+        from discriminator.config import ScoreConfig, from_dict
+        from discriminator.prompt import answer_ids
+
+        self.cfg = from_dict(ScoreConfig, cfg)
+        self.tok = scoring.prepare._tokenizer(tokenizer)
+        self.prefix, self.good_id = answer_ids(self.tok)
+        self.error_ids, self.category_of_id = [], {}
+        self.device = type("Device", (), {"type": "cpu"})()
+        vocab = len(self.tok)
+        self._row = np.full(vocab, -10.0, dtype=np.float32)
+        self._row[self.good_id] = np.log(0.9) + 10.0  # P(good) ~ 0.9 after the softmax
+
+    def prefill(self, seqs: list[list[int]]) -> np.ndarray:
+        return np.broadcast_to(self._row, (len(seqs), self._row.shape[0]))
+
+    def generate(self, seqs: list[list[int]], first: list[int] | None = None) -> list[str]:
+        return ["good"] * len(seqs)
+
+
+class Peak:
+    """Peak RSS of this process and, separately, of every process whose command line names
+    `marker` (the local Ray instance's temp dir), sampled every 0.2 s."""
+
+    def __init__(self, marker: str):
+        self.marker = marker.encode()
+        self.driver = self.workers = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss(pid: str) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _sample(self) -> None:
+        me, others = str(os.getpid()), 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if pid == me:
+                    self.driver = max(self.driver, self._rss(pid))
+                elif self.marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    others += self._rss(pid)
+            except OSError:
+                continue
+        self.workers = max(self.workers, others)
+
+    def __enter__(self) -> Peak:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self._sample()
+                self._stop.wait(0.2)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class ProgressTimes(logging.Handler):
+    """Times of the progress lines the job shows (`[score] ... rows scored ...`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.times: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "rows scored" in record.getMessage():
+            self.times.append(time.monotonic())
+
+
+def first_part_time(out: Path, t0: float, stop: threading.Event, box: dict) -> None:
+    while not stop.is_set():
+        if out.exists() and any(n.startswith("part-") for n in os.listdir(out)):
+            box["first_part_s"] = round(time.monotonic() - t0, 2)
+            return
+        time.sleep(0.05)
+
+
+def spilled_mb() -> float | None:
+    try:
+        from ray._private.internal_api import memory_summary
+
+        text = memory_summary(stats_only=True)
+    except Exception:
+        return None
+    import re
+
+    m = re.search(r"Spilled (\d+) MiB", text)
+    return float(m.group(1)) if m else 0.0
+
+
+def score_cfg(inputs: list[str], output: Path, model: str, chunk_rows: int, **sets: Any) -> Any:
+    from discriminator.config import ScoreConfig, load_config
+
+    overrides = [f"model.name_or_path={model}", "adapter=null", f"io.chunk_rows={chunk_rows}"]
+    overrides += [f"{k.replace('__', '.')}={v}" for k, v in sets.items()]
+    cfg = load_config(ScoreConfig, REPO / "ray_jobs/configs/smoke_score.yaml", overrides)
+    cfg.io.input = list(inputs)
+    cfg.io.output = str(output)
+    return cfg
+
+
+def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[str, Any]:
+    progress = ProgressTimes()
+    logging.getLogger("discriminator").addHandler(progress)
+    logging.getLogger("discriminator").setLevel(logging.INFO)
+    stop, box = threading.Event(), {}
+    t0 = time.monotonic()
+    watcher = threading.Thread(
+        target=first_part_time, args=(Path(cfg.io.output), t0, stop, box), daemon=True
+    )
+    watcher.start()
+    try:
+        with Peak(marker) as peak:
+            manifest = scoring.run_scoring(cfg, scorer=scorer)
+            wall = time.monotonic() - t0
+    finally:
+        stop.set()
+        logging.getLogger("discriminator").removeHandler(progress)
+    out = Path(cfg.io.output)
+    rows_out = manifest["rows"]
+    gaps = np.diff([t0, *progress.times]) if progress.times else np.array([wall])
+    result = {
+        "wall_s": round(wall, 2),
+        "notes_per_s": round(rows_out / wall, 1),
+        "rows_out": rows_out,
+        "rows_expected": expect_rows,
+        "counts": manifest["counts"],
+        "duplicate_note_ids": manifest["duplicate_note_ids"]["count"],
+        "files": len(manifest["inputs"]),
+        "parts_written": len([n for n in os.listdir(out) if n.startswith("part-")]),
+        "chunks": manifest["chunks"],
+        "driver_peak_rss_mb": round(peak.driver / 2**20, 1),
+        "workers_peak_rss_mb": round(peak.workers / 2**20, 1),
+        "object_store_spilled_mb": spilled_mb(),
+        "first_part_s": box.get("first_part_s"),
+        "progress_lines": len(progress.times),
+        "longest_progress_gap_s": round(float(gaps.max()), 2),
+    }
+    print(f"  {json.dumps(result)}", flush=True)
+    return result
+
+
+def plan_time(inputs: list[str], chunk_rows: int) -> tuple[float, int]:
+    t0 = time.monotonic()
+    chunks = scoring.plan_chunks(scoring.expand_inputs(inputs), chunk_rows)
+    return round(time.monotonic() - t0, 3), len(chunks)
+
+
+def in_process(cfg: Any, notes: list[str]) -> dict[str, Any]:
+    import torch
+
+    from discriminator.config import to_dict
+
+    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_actor)))  # what one actor gets
+    scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg))
+    scorer.score_notes(notes[:8])  # warm-up
+    t0 = time.monotonic()
+    rows = scorer.score_notes(notes)
+    wall = time.monotonic() - t0
+    assert len(rows) == len(notes)
+    return {"wall_s": round(wall, 2), "notes_per_s": round(len(notes) / wall, 2)}
+
+
+def resume_at_scale(inputs: list[str], model: str, chunk_rows: int, out: Path, rows_in: int):
+    """Interrupt a stand-in run halfway (SIGINT, then SIGKILL), re-run, check the output."""
+    code = (
+        "import sys, json, ray.cloudpickle; import benchmarks.score_scale as S;"
+        "ray.cloudpickle.register_pickle_by_value(S); StandInScorer, score_cfg = S.StandInScorer, S.score_cfg;"
+        "from discriminator import scoring; from discriminator.runtime import init_ray;"
+        "init_ray(num_cpus=2);"
+        f"cfg = score_cfg({inputs!r}, {str(out)!r}, {model!r}, {chunk_rows});"
+        "m = scoring.run_scoring(cfg, scorer=StandInScorer);"
+        "print(json.dumps({k: m[k] for k in ('rows', 'this_run')}))"
+    )
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    env.pop("RAY_ADDRESS")
+    n_chunks = len(scoring.plan_chunks(scoring.expand_inputs(inputs), chunk_rows))
+    target = max(1, n_chunks // 2)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while proc.poll() is None:
+            if out.exists() and sum(n.startswith("part-") for n in os.listdir(out)) >= target:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the driver only; its Ray instance goes down with it or is reaped below
+            proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # its local Ray instance: same session
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(1)
+    first = {n: (out / n).stat().st_mtime_ns for n in os.listdir(out) if n.startswith("part-")}
+    t0 = time.monotonic()
+    rerun = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=3600)  # fmt: skip
+    wall = time.monotonic() - t0
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    table = scoring.read_output(str(out), columns=["note_id"])
+    ids = table.column("note_id").to_pylist()
+    rewritten = sum((out / n).stat().st_mtime_ns != t for n, t in first.items())
+    t_plan, _ = plan_time(inputs, chunk_rows)
+    return {
+        "chunks": n_chunks,
+        "parts_before_rerun": len(first),
+        "rows_out": len(ids),
+        "rows_in": rows_in,
+        "unique_ids": len(set(ids)),
+        "parts_rewritten": rewritten,
+        "rerun_wall_s": round(wall, 1),
+        "rerun_planning_s": t_plan,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--notes", type=int, default=100_000, help="notes in the whole archive")
+    ap.add_argument("--files", type=int, default=200, help="files in the archive")
+    ap.add_argument("--small", type=int, default=10_000, help="notes in the subset (memory)")
+    ap.add_argument("--tiny-notes", type=int, default=2000, help="notes for the tiny-model runs")
+    ap.add_argument("--chunk-rows", type=int, default=1024, help="io.chunk_rows (the default)")
+    ap.add_argument("--max-prompt-tokens", type=int, default=3072, help="stand-in runs' budget")
+    ap.add_argument("--actors", type=int, default=2, help="stand-in scorer actors")
+    ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per stand-in actor")
+    ap.add_argument("--data", default="/tmp/score-scale", help="where the archive is made once")
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_scale.json"))
+    ap.add_argument("--skip", nargs="*", default=[], choices=["tiny", "resume"])
+    args = ap.parse_args(argv)
+
+    import ray
+    import ray.cloudpickle
+
+    from benchmarks.common import machine_info, versions
+
+    # The stand-in lives here, not in the library: ship its code to the workers by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[StandInScorer.__module__])
+    from discriminator.modeling import resolve_model
+
+    data = Path(args.data) / f"archive-{args.notes}-{args.files}"
+    if not (data / "DONE").exists():
+        print(f"making the archive in {data} ...", flush=True)
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.monotonic()
+        made = archive.write_archive(data / "files", args.notes, args.files)
+        made["seconds"] = round(time.monotonic() - t0, 1)
+        (data / "DONE").write_text(json.dumps({k: v for k, v in made.items() if k != "files"}))
+    info = json.loads((data / "DONE").read_text())
+    files = sorted(str(p) for p in (data / "files").iterdir())
+    k_small = max(2, len(files) * args.small // args.notes)
+    small, rows_small = files[:k_small], None
+    report: dict[str, Any] = {
+        "benchmark": "score_scale",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "archive": {"notes": args.notes, "files": len(files), "rows_in": info["rows_in"],
+                    "bad_rows": info["bad"], "words_per_note": list(archive.REALISTIC_WORDS)},
+        "chunk_rows": args.chunk_rows,
+    }  # fmt: skip
+    out_path = Path(args.out)
+
+    def save() -> None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(report, indent=2) + "\n")
+
+    model = resolve_model("tiny")
+    work = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))
+    try:
+        # 1. planning
+        report["planning_s_10k"], _ = plan_time(small, args.chunk_rows)
+        report["planning_s_100k"], n_chunks = plan_time(files, args.chunk_rows)
+        print(f"planning: {report['planning_s_100k']}s for {n_chunks} chunks", flush=True)
+        save()
+        ray_tmp = str(work / "ray")
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=ray_tmp, log_to_driver=False)
+        # 2. the pipeline's own capacity (stand-in forward)
+        import pyarrow.parquet as pq
+
+        rows_small = 0
+        for f in small:
+            if f.endswith(".parquet"):
+                rows_small += pq.ParquetFile(f).metadata.num_rows
+            else:
+                rows_small += sum(1 for line in Path(f).read_bytes().split(b"\n") if line.strip())
+        print(f"stand-in pipeline, {len(small)} files ...", flush=True)
+        stand_in = {"scoring__max_prompt_tokens": args.max_prompt_tokens,
+                    "resources__num_actors": args.actors,
+                    "resources__cpus_per_actor": args.cpus_per_actor}  # fmt: skip
+        report["stand_in_settings"] = stand_in
+        r10 = run_pipeline(
+            score_cfg(small, work / "s10k", model, args.chunk_rows, **stand_in), ray_tmp,
+            StandInScorer, rows_small,
+        )  # fmt: skip
+        report["stand_in_10k"] = r10
+        report["driver_peak_rss_mb_10k"] = r10["driver_peak_rss_mb"]
+        save()
+        print(f"stand-in pipeline, {len(files)} files ...", flush=True)
+        r100 = run_pipeline(
+            score_cfg(files, work / "s100k", model, args.chunk_rows, **stand_in), ray_tmp,
+            StandInScorer, info["rows_in"],
+        )  # fmt: skip
+        report["stand_in_100k"] = r100
+        report.update(
+            pipeline_notes_per_s=r100["notes_per_s"],
+            driver_peak_rss_mb_100k=r100["driver_peak_rss_mb"],
+            rows_in=info["rows_in"],
+            rows_out=r100["rows_out"],
+        )
+        save()
+        shutil.rmtree(work / "s10k", ignore_errors=True)
+        shutil.rmtree(work / "s100k", ignore_errors=True)
+        # 3. the tiny model: Ray Data vs the in-process loop, the same notes
+        if "tiny" not in args.skip:
+            n = args.tiny_notes
+            tiny_files = archive.write_archive(work / "tiny-in", n, 4, seed=5, bad_per_file=0)
+            notes = []
+            for f in tiny_files["files"]:
+                if f.endswith(".parquet"):
+                    notes += pq.read_table(f).column("note").to_pylist()
+                else:
+                    lines = Path(f).read_text(encoding="utf-8").splitlines()
+                    notes += [json.loads(x)["note"] for x in lines if x.strip()]
+            chunk = max(16, n // 32)
+            cfg = score_cfg(tiny_files["files"], work / "tiny-out", model, chunk,
+                            scoring__generate="never")  # fmt: skip
+            print(f"tiny model, Ray Data, {n} notes ...", flush=True)
+            rd = run_pipeline(cfg, ray_tmp, scoring.Scorer, n)
+            ray.shutdown()
+            print(f"tiny model, in-process, {n} notes ...", flush=True)
+            ip = in_process(cfg, notes)
+            report["tiny"] = {"notes": n, "chunk_rows": chunk, "ray_data": rd, "in_process": ip,
+                              "one_chunk_s": round(chunk / ip["notes_per_s"], 2)}  # fmt: skip
+            report.update(
+                ray_data_notes_per_s=rd["notes_per_s"],
+                in_process_notes_per_s=ip["notes_per_s"],
+                ray_data_vs_in_process=round(rd["notes_per_s"] / ip["notes_per_s"], 3),
+            )
+            save()
+        if ray.is_initialized():
+            ray.shutdown()
+        # 4. resume at scale
+        if "resume" not in args.skip:
+            print("resume: interrupt halfway, then re-run ...", flush=True)
+            report["resume"] = resume_at_scale(
+                files, model, args.chunk_rows, work / "resume", info["rows_in"]
+            )
+            save()
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({k: v for k, v in report.items() if not isinstance(v, dict)}, indent=2))
+    print(f"wrote {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

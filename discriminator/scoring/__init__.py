@@ -1,0 +1,161 @@
+"""Batch scoring of note archives with Ray Data: read -> prepare (CPU) -> scorer actors -> parquet.
+
+Pipeline
+  1. Plan (driver): expand files/folders/globs on any pyarrow (or fsspec) filesystem and cut every
+     input file into deterministic chunks of `io.chunk_rows` lines (JSONL, by byte offsets found
+     in one streaming pass) or rows (parquet, from the footer). A chunk is named by a hash of
+     (file URI, first line, line count), so the same input gives the same chunk names every run.
+  2. Prepare (Ray Data CPU tasks, `prepare_batch`): read the chunk's bytes and split lines
+     ourselves, so EVERY non-blank line becomes exactly one row even when it is not JSON or not
+     UTF-8; validate (bad rows -> `invalid_input`), chat-format with `render_prompt`, cut long notes
+     in the middle with `fit_note` to the prompt budget, tokenize, append the forced answer prefix.
+  3. Score (Ray Data actor pool, `Scorer`): one model per GPU (fractional CPUs per actor without
+     GPUs). Rows are sorted by length and split into sub-batches under a token budget (length
+     bucketing), left-padded; ONE prefill of prompt + answer prefix gives `p_error` from the
+     last-position logits (`p_error_from_logits`). The reason is generated greedily only where
+     needed (`scoring.generate`).
+  4. Write (driver): result rows are grouped by chunk; a complete chunk is written as one parquet
+     part `part-<chunk>.parquet` (tmp file + atomic rename, 0o600) carrying the provenance in its
+     file metadata. `_manifest.json` (provenance, counts, inputs, timing) sits in the output
+     directory; its `_` prefix keeps `pyarrow.parquet.read_table(output_dir)` working.
+
+Modules, in the order the data flows: `plan` (inputs -> chunks), `prepare` (chunk -> prepared
+rows), `scorer` (the actor: prepared rows -> scored rows), `write` (scored rows -> parquet parts,
+progress, retries), `job` (`run_scoring`: provenance, identity, resources, the Ray Data graph);
+`schema` holds the row schemas and statuses they share.
+
+Resume: re-running with the same output directory skips every chunk whose part file exists and
+scores the rest. Parts appear only by atomic rename, so a killed run leaves either a whole part or
+none (stray `.tmp-*` files are removed on start); there are no duplicates because a chunk's rows
+are always written together. We do not use Ray Data's own checkpointing
+(`ray.data.checkpoint.CheckpointConfig`, present in 2.60): it filters rows by an id column at read
+time, but our JSONL ids are derived from line numbers that a plain read does not know, user ids
+may collide, and its per-block checkpoint is written after the data file, so a kill in between
+duplicates rows on resume. A re-run refuses an output directory written with a different model,
+adapter, prompt version or scoring settings.
+
+Ids: `note_id` is the id column's value (stringified) when present and non-empty, else
+`derive_note_id(file, line)` (`notes.jsonl:17`). Ids are never rewritten; duplicates (colliding
+user ids, or same-named files in different folders) are counted and listed in the manifest and
+logged as a warning, because silently renaming a user's ids would be worse.
+
+Failures: an exception while scoring a sub-batch retries its rows one by one; rows that still fail
+become `status="failed"` with `error` = exception type + phase (never the message, which may echo
+input). Note text never reaches logs, errors or the progress output.
+"""
+
+from __future__ import annotations
+
+from discriminator.scoring.job import (
+    _identity,
+    _resources,
+    _same_base,
+    _sha256,
+    apply_adapter_provenance,
+    package_version,
+    provenance,
+    run_scoring,
+)
+from discriminator.scoring.plan import (
+    Chunk,
+    _filesystem,
+    _glob_regex,
+    _index_jsonl,
+    _is_local,
+    _supported,
+    expand_inputs,
+    plan_chunks,
+)
+from discriminator.scoring.prepare import (
+    _note_problem,
+    _read_chunk,
+    _tokenizer,
+    fit_prompt,
+    fit_prompts,
+    prepare_batch,
+    tokenizer_path,
+)
+from discriminator.scoring.schema import (
+    BLANK,
+    KEPT,
+    MANIFEST,
+    OUTPUT_SCHEMA,
+    PREP_SCHEMA,
+    PROVENANCE_KEY,
+    SCORED_SCHEMA,
+    ScoreError,
+    scrub_error,
+)
+from discriminator.scoring.scorer import (
+    PICKLE_SUFFIXES,
+    Scorer,
+    _resolve_dtype,
+    bucket_batches,
+    check_adapter,
+    finish_row,
+    forced_first_tokens,
+    last_logits,
+    left_pad,
+    p_error_from_logits,
+)
+from discriminator.scoring.write import (
+    _collect,
+    _failed_rows,
+    _merge_retried,
+    _Output,
+    _part_bytes,
+    _Progress,
+    read_output,
+)
+
+__all__ = [
+    "BLANK",
+    "KEPT",
+    "MANIFEST",
+    "OUTPUT_SCHEMA",
+    "PICKLE_SUFFIXES",
+    "PREP_SCHEMA",
+    "PROVENANCE_KEY",
+    "SCORED_SCHEMA",
+    "Chunk",
+    "ScoreError",
+    "Scorer",
+    "_Output",
+    "_Progress",
+    "_collect",
+    "_failed_rows",
+    "_filesystem",
+    "_glob_regex",
+    "_identity",
+    "_index_jsonl",
+    "_is_local",
+    "_merge_retried",
+    "_note_problem",
+    "_part_bytes",
+    "_read_chunk",
+    "_resolve_dtype",
+    "_resources",
+    "_same_base",
+    "_sha256",
+    "_supported",
+    "_tokenizer",
+    "apply_adapter_provenance",
+    "bucket_batches",
+    "check_adapter",
+    "expand_inputs",
+    "finish_row",
+    "fit_prompt",
+    "fit_prompts",
+    "forced_first_tokens",
+    "last_logits",
+    "left_pad",
+    "p_error_from_logits",
+    "package_version",
+    "plan_chunks",
+    "prepare_batch",
+    "provenance",
+    "read_output",
+    "run_scoring",
+    "scrub_error",
+    "tokenizer_path",
+]

@@ -1,0 +1,273 @@
+"""The job: the adapter's provenance, the run's identity, resources and `run_scoring`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from discriminator.config import ScoreConfig, to_dict
+from discriminator.prompt import (
+    PROMPT_VERSION,
+    prompt_overhead,
+)
+from discriminator.scoring.plan import expand_inputs, plan_chunks
+from discriminator.scoring.prepare import _tokenizer, prepare_batch, tokenizer_path
+from discriminator.scoring.schema import MANIFEST, ScoreError
+from discriminator.scoring.scorer import Scorer, check_adapter
+from discriminator.scoring.write import _collect, _failed_rows, _Output, read_output
+
+log = logging.getLogger(__name__)
+
+
+def _same_base(a: str, b: str) -> bool:
+    """Same base model: equal names, or a local copy named like the hub model
+    (`/shared/models/Llama-3.1-8B-Instruct` for `meta-llama/Llama-3.1-8B-Instruct`)."""
+    if a == b or Path(a.rstrip("/")).name.lower() == Path(b.rstrip("/")).name.lower():
+        return True
+    from discriminator.modeling import SMOLLM2, TINY, resolve_model
+
+    if {a, b} & {TINY, SMOLLM2}:  # `tiny` and the cached folder it resolves to
+        return Path(resolve_model(a)).resolve() == Path(resolve_model(b)).resolve()
+    return False
+
+
+def apply_adapter_provenance(tree: dict[str, Any]) -> list[str]:
+    """Fill the scoring config's base model from the adapter it scores with.
+
+    `tree` is the user's own settings (`config.config_tree`). The adapter's `discriminator.json`
+    (written by the train job) names the base model, its quantization and the prompt version;
+    `model.name_or_path`, `model.quantization` and `model.double_quant` are taken from it unless
+    the user set them. A base model or prompt version the user forces against the adapter is
+    refused (`ScoreError`, one line with both values); another quantization is allowed (a QLoRA
+    adapter is commonly served on the unquantized base) and reported. Returns lines for the user.
+    """
+    adapter = tree.get("adapter")
+    if not adapter:
+        return []
+    check_adapter(adapter)
+    p = Path(adapter)
+    notes: list[str] = []
+    model = tree.setdefault("model", {})
+    if not isinstance(model, dict):
+        return notes
+    if (p / "discriminator.json").exists():
+        try:
+            prov = json.loads((p / "discriminator.json").read_text())
+            trained = dict(prov["config"]["model"])
+            version = prov["prompt_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ScoreError(f"{adapter}/discriminator.json is unreadable or incomplete") from None
+        if version != PROMPT_VERSION:
+            raise ScoreError(
+                f"the adapter was trained with prompt version {version}; this package renders "
+                f"prompt version {PROMPT_VERSION} (score with the package version that trained it)"
+            )
+    else:  # a PEFT adapter trained elsewhere: only its base is known
+        try:
+            cfg = json.loads((p / "adapter_config.json").read_text())
+        except (OSError, ValueError):
+            raise ScoreError(f"{adapter}/adapter_config.json is unreadable") from None
+        base = cfg.get("base_model_name_or_path")
+        trained = {"name_or_path": base} if base else {}
+        notes.append(f"{adapter} has no discriminator.json: base model from adapter_config.json")
+    base = trained.get("name_or_path")
+    forced = model.get("name_or_path")
+    if base and forced and not _same_base(str(forced), str(base)):
+        raise ScoreError(
+            f"model.name_or_path is {forced} but the adapter was trained on {base}; drop the "
+            "setting to use the adapter's base"
+        )
+    for key in ("name_or_path", "quantization", "double_quant"):
+        if key in trained and key not in model:
+            model[key] = trained[key]
+    q, tq = model.get("quantization"), trained.get("quantization")
+    if tq and q and q != tq:
+        notes.append(f"adapter trained on the {tq} base; scoring with quantization {q} (as set)")
+    return notes
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_version() -> str:
+    import discriminator
+
+    version = getattr(discriminator, "__version__", None)
+    if version:
+        return str(version)
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("clinical-discriminator")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def provenance(cfg: ScoreConfig) -> dict[str, Any]:
+    adapter_sha = None
+    if cfg.adapter:
+        check_adapter(cfg.adapter)
+        adapter_sha = _sha256(Path(cfg.adapter) / "adapter_model.safetensors")
+    return {
+        "base_model": cfg.model.name_or_path,
+        "adapter": str(Path(cfg.adapter).resolve()) if cfg.adapter else None,
+        "adapter_sha256": adapter_sha,
+        "prompt_version": PROMPT_VERSION,
+        "package_version": package_version(),
+        "config": to_dict(cfg),
+    }
+
+
+def _identity(prov: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a re-run to continue an output directory."""
+    c = prov["config"]
+    keep = ("text_column", "id_column", "keep_text", "chunk_rows")
+    return {
+        "base_model": prov["base_model"],
+        "adapter_sha256": prov["adapter_sha256"],
+        "prompt_version": prov["prompt_version"],
+        "model": c["model"],
+        "io": {k: c["io"][k] for k in keep},
+        "scoring": {
+            k: v
+            for k, v in c["scoring"].items()
+            if k not in ("batch_tokens", "max_batch_size", "rows_per_call")
+        },
+    }
+
+
+def _resources(cfg: ScoreConfig) -> tuple[bool, int]:
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    r = cfg.resources
+    use_gpu = gpus > 0 if r.use_gpu == "auto" else bool(r.use_gpu)
+    if use_gpu and gpus == 0:
+        raise ScoreError("resources.use_gpu is true but the Ray cluster has no GPUs")
+    n = r.num_actors or (max(1, int(gpus / r.gpus_per_actor)) if use_gpu else 1)
+    return use_gpu, n
+
+
+def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
+    """Score `cfg.io.input` into `cfg.io.output` (resuming); returns the manifest. `scorer` is the
+    actor class (a `Scorer`; benchmarks pass one whose forward is a stand-in)."""
+    import ray
+
+    if not cfg.io.input:
+        raise ScoreError("no input: pass --input PATH (files, folders or globs)")
+    started = time.time()
+    prov = provenance(cfg)
+    tok_path = tokenizer_path(cfg)
+    overhead = prompt_overhead(_tokenizer(tok_path))
+    if cfg.scoring.max_prompt_tokens < overhead + 16:
+        raise ScoreError(
+            f"scoring.max_prompt_tokens={cfg.scoring.max_prompt_tokens} leaves no room for a "
+            f"note (template + system prompt take {overhead} tokens)"
+        )
+    out = _Output(cfg.io.output)
+    previous = out.read_text(MANIFEST)
+    names = out.names()
+    done = {n.removesuffix(".parquet") for n in names if n.startswith("part-")}
+    if previous is not None:
+        old = json.loads(previous)
+        if old.get("identity") != _identity(prov):
+            diff = [k for k, v in _identity(prov).items() if old.get("identity", {}).get(k) != v]
+            raise ScoreError(
+                f"{cfg.io.output} holds scores from a different job (differs in: "
+                f"{', '.join(diff)}); use a new --output"
+            )
+    elif done:
+        raise ScoreError(f"{cfg.io.output} has part files but no {MANIFEST}; use a new --output")
+    if stale := out.remove_stale_tmp():
+        log.info("removed %d unfinished temporary file(s) from an interrupted run", stale)
+
+    files = expand_inputs(cfg.io.input)
+    chunks = plan_chunks(files, cfg.io.chunk_rows)
+    retry = _failed_rows(out, done) if cfg.io.retry_failed else {}
+    if cfg.io.retry_failed:
+        n_failed = sum(len(v) for v in retry.values())
+        log.info(
+            "--retry-failed: %d failed row(s) in %d part(s) to score again", n_failed, len(retry)
+        )
+    todo = [ch for ch in chunks if ch.part not in done or ch.part in retry]
+    manifest: dict[str, Any] = {
+        "state": "running",
+        "identity": _identity(prov),
+        "provenance": prov,
+        "inputs": files,
+        "chunks": len(chunks),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+    }
+    out.write_atomic(MANIFEST, json.dumps(manifest, indent=2).encode())
+    log.info(
+        "%d input file(s), %d chunk(s), %d already done",
+        len(files),
+        len(chunks),
+        len(chunks) - len(todo),
+    )
+
+    scored = 0
+    if todo:
+        use_gpu, n_actors = _resources(cfg)
+        cfg_dict = to_dict(cfg)
+        items = [
+            {
+                **asdict(ch),
+                "part": ch.part,
+                "retry": ch.part in retry,
+                "only": retry.get(ch.part, []),
+            }
+            for ch in todo
+        ]
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map_batches(
+            prepare_batch,
+            fn_kwargs={"cfg": cfg_dict, "tokenizer": tok_path},
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=cfg.resources.prep_cpus,
+        )
+        ds = ds.map_batches(
+            scorer,
+            fn_constructor_kwargs={"cfg": cfg_dict, "tokenizer": tok_path},
+            batch_size=None,  # one task per chunk: rows stream out chunk by chunk
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=n_actors),
+            num_cpus=cfg.resources.cpus_per_actor,
+            num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
+        )
+        scored = _collect(ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode(), retry)
+
+    table = read_output(cfg.io.output, columns=["note_id", "status"])
+    ids = Counter(table.column("note_id").to_pylist())
+    dups = sorted(i for i, n in ids.items() if n > 1)
+    if dups:
+        log.warning("%d note_id value(s) occur more than once (see %s)", len(dups), MANIFEST)
+    elapsed = time.time() - started
+    manifest.update(
+        state="complete",
+        rows=table.num_rows,
+        counts=dict(sorted(Counter(table.column("status").to_pylist()).items())),
+        duplicate_note_ids={"count": len(dups), "examples": dups[:20]},
+        this_run={
+            "chunks": len(todo),
+            "rows": scored,
+            "seconds": round(elapsed, 3),
+            "notes_per_s": round(scored / elapsed, 3) if elapsed else None,
+        },
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    out.write_atomic(MANIFEST, json.dumps(manifest, indent=2).encode())
+    return manifest

@@ -1,0 +1,209 @@
+"""Prepare (Ray Data CPU tasks): read a chunk's rows, validate, chat-format, fit and tokenize."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from discriminator.config import ScoreConfig, from_dict
+from discriminator.data import check_row, derive_note_id
+from discriminator.prompt import (
+    answer_ids,
+    fit_note,
+    prompt_overhead,
+    render_prompt,
+)
+from discriminator.scoring.plan import _filesystem
+from discriminator.scoring.schema import BLANK, KEPT, PREP_SCHEMA, ScoreError, scrub_error
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(path: str) -> Any:
+    from discriminator.modeling import load_tokenizer
+
+    return load_tokenizer(path)
+
+
+def tokenizer_path(cfg: ScoreConfig) -> str:
+    """The adapter's tokenizer (saved with its chat template by training), else the base's."""
+    if cfg.adapter and (Path(cfg.adapter) / "tokenizer_config.json").exists():
+        return cfg.adapter
+    return cfg.model.name_or_path
+
+
+def _read_chunk(chunk: dict, text_col: str, id_col: str) -> list[tuple[int, Any, str | None]]:
+    """(line, object or None, problem or None) for every physical line/row of a chunk.
+
+    Blank lines come back as (line, BLANK, None) so the driver can count the chunk complete.
+    """
+    fs, path, _ = _filesystem(chunk["uri"])
+    out: list[tuple[int, Any, str | None]] = []
+    if chunk["kind"] == "parquet":
+        import pyarrow.parquet as pq
+
+        with fs.open_input_file(path) as fh:
+            pf = pq.ParquetFile(fh)
+            names = pf.schema_arrow.names
+            cols = [c for c in (text_col, id_col) if c in names]
+            start, stop = chunk["first"] - 1, chunk["first"] - 1 + chunk["count"]
+            groups, offset, first_row = [], 0, None
+            for g in range(pf.metadata.num_row_groups):
+                n = pf.metadata.row_group(g).num_rows
+                if offset + n > start and offset < stop:
+                    groups.append(g)
+                    first_row = offset if first_row is None else first_row
+                offset += n
+            table = pf.read_row_groups(groups, columns=cols) if cols else None
+        if table is not None:
+            rows = table.slice(start - first_row, chunk["count"]).to_pylist()
+        else:
+            rows = [{} for _ in range(chunk["count"])]
+        for k, row in enumerate(rows):
+            out.append((chunk["first"] + k, row, None))
+        return out
+    with fs.open_input_file(path) as fh:
+        fh.seek(chunk["byte_start"])
+        data = fh.read(chunk["byte_end"] - chunk["byte_start"])
+    raws = data.split(b"\n")
+    if data.endswith(b"\n"):
+        raws.pop()
+    if len(raws) != chunk["count"]:
+        raise ScoreError(f"{chunk['uri']} changed while scoring (line count differs)")
+    for k, raw in enumerate(raws):
+        line = chunk["first"] + k
+        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if not raw.strip():
+                out.append((line, BLANK, None))
+            else:
+                out.append((line, None, f"invalid UTF-8 at byte {e.start}"))
+            continue
+        if not text.strip():
+            out.append((line, BLANK, None))
+            continue
+        try:
+            out.append((line, json.loads(text), None))
+        except json.JSONDecodeError as e:
+            out.append((line, None, f"not valid JSON ({e.msg} at column {e.colno})"))
+        except RecursionError:
+            out.append((line, None, "not valid JSON (nested too deeply)"))
+    return out
+
+
+def _note_problem(obj: Any, text_col: str) -> str | None:
+    if not isinstance(obj, dict):
+        return check_row(obj)
+    if text_col not in obj:
+        return f"missing {text_col!r}"
+    problem = check_row({"note": obj[text_col]})
+    return problem.replace("'note'", repr(text_col)) if problem else None
+
+
+def fit_prompt(tokenizer: Any, note: str, max_prompt_tokens: int) -> tuple[list[int], bool]:
+    """Token ids of prompt + answer prefix within the budget, and whether the note was cut."""
+    prefix, overhead = _template(tokenizer)
+    budget = max_prompt_tokens - overhead
+    while True:
+        fitted = fit_note(note, tokenizer, max(budget, 4))
+        ids = tokenizer(render_prompt(tokenizer, fitted.note), add_special_tokens=False)
+        ids = list(ids["input_ids"]) + prefix
+        # Tokens can merge differently inside the template: shave until the prompt fits.
+        if len(ids) <= max_prompt_tokens or budget <= 4:
+            return ids, fitted.truncated
+        budget -= len(ids) - max_prompt_tokens
+
+
+_TEMPLATE: dict[int, tuple[Any, list[int], int]] = {}  # id(tokenizer) -> (it, prefix, overhead)
+
+
+def _template(tokenizer: Any) -> tuple[list[int], int]:
+    """(answer prefix ids, template overhead) of a tokenizer, computed once."""
+    hit = _TEMPLATE.get(id(tokenizer))
+    if hit is None or hit[0] is not tokenizer:
+        hit = (tokenizer, answer_ids(tokenizer)[0], prompt_overhead(tokenizer))
+        _TEMPLATE[id(tokenizer)] = hit
+    return hit[1], hit[2]
+
+
+def fit_prompts(
+    tokenizer: Any, notes: list[str], max_prompt_tokens: int
+) -> list[tuple[list[int], bool] | BaseException]:
+    """`fit_prompt` for many notes with one tokenizer call: every prompt is rendered and
+    tokenized whole; a note whose prompt fits is done (its ids are exactly what `fit_prompt`
+    gives); the rest go through `fit_prompt` (cut in the middle). A note that cannot be
+    tokenized gets its exception in its place, so one bad note never fails its neighbours."""
+    prefix, _ = _template(tokenizer)
+    out: list[Any] = [None] * len(notes)
+    try:
+        rendered = [render_prompt(tokenizer, n) for n in notes]
+        encoded = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    except Exception:
+        encoded = [None] * len(notes)
+    for i, note in enumerate(notes):
+        ids = encoded[i]
+        if ids is not None and len(ids) + len(prefix) <= max_prompt_tokens:
+            out[i] = ([*ids, *prefix], False)
+            continue
+        try:
+            out[i] = fit_prompt(tokenizer, note, max_prompt_tokens)
+        except Exception as e:
+            out[i] = e
+    return out
+
+
+def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
+    """Ray Data map: chunk descriptors -> one prepared row per physical line/row."""
+    c = from_dict(ScoreConfig, cfg)
+    tok = _tokenizer(tokenizer)
+    text_col, id_col = c.io.text_column, c.io.id_column
+    rows: list[dict] = []
+    for chunk in batch.to_pylist():
+        source = chunk["uri"].rsplit("/", 1)[-1]
+        only = set(chunk.get("only") or ()) if chunk.get("retry") else None
+        position = -1  # index among the chunk's rows (blank lines are not rows)
+        for line, obj, problem in _read_chunk(chunk, text_col, id_col):
+            row = {"_part": chunk["part"], "_row": line, "input_ids": None, "n_tokens": None}
+            row.update(truncated=None, note=None, error=None)
+            if obj is BLANK:
+                rows.append({**row, "note_id": None, "status": "blank"})
+                continue
+            position += 1
+            if only is not None and position not in only:  # --retry-failed: the old row stays
+                rows.append({**row, "note_id": None, "status": KEPT})
+                continue
+            rid = obj.get(id_col) if isinstance(obj, dict) else None
+            note_id = str(rid) if rid is not None and str(rid).strip() else None
+            if note_id is not None:  # an unpaired surrogate cannot go into parquet: escape it
+                note_id = note_id.encode("utf-8", "backslashreplace").decode("utf-8")
+            row["note_id"] = note_id or derive_note_id(source, line)
+            problem = problem or _note_problem(obj, text_col)
+            if problem:
+                rows.append({**row, "status": "invalid_input", "error": problem})
+                continue
+            row["note"] = obj[text_col]  # tokenized below, for the whole batch at once
+            row["status"] = "pending"
+            rows.append(row)
+    pending = [r for r in rows if r["status"] == "pending"]
+    fitted = fit_prompts(tok, [r["note"] for r in pending], c.scoring.max_prompt_tokens)
+    for row, got in zip(pending, fitted):
+        if isinstance(got, BaseException):  # one untokenizable note must not fail its chunk
+            log.warning(
+                "tokenization failed for note_id=%s: %s", row["note_id"], type(got).__name__
+            )
+            row.update(status="failed", error=scrub_error(got, "tokenization"))
+        else:
+            ids, truncated = got
+            row.update(input_ids=ids, n_tokens=len(ids), truncated=truncated)
+        if not c.io.keep_text:
+            row["note"] = None
+    return pa.Table.from_pylist(rows, schema=PREP_SCHEMA)

@@ -1,0 +1,300 @@
+"""Score (Ray Data actors): one prefill per note for p_error, greedy reasons where needed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from discriminator.config import ScoreConfig, from_dict
+from discriminator.prompt import (
+    ANSWER_PREFIX,
+    CATEGORIES,
+    GOOD,
+    OTHER,
+    answer_ids,
+    first_token_ids,
+    parse_reason,
+)
+from discriminator.scoring.prepare import fit_prompts
+from discriminator.scoring.schema import SCORED_SCHEMA, ScoreError, scrub_error
+
+log = logging.getLogger(__name__)
+
+
+def p_error_from_logits(logits: Any, good_id: int) -> np.ndarray:
+    """1 - softmax(logits)[good_id] per row of last-position logits [batch, vocab] (float64)."""
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    log_p_good = x[:, good_id] - np.log(np.exp(x).sum(axis=-1))
+    return 1.0 - np.exp(log_p_good)
+
+
+def forced_first_tokens(logits: Any, candidate_ids: list[int]) -> np.ndarray:
+    """Per row of last-position logits [batch, vocab], the likeliest of `candidate_ids`.
+
+    A note the prefill flags (p_error >= threshold) can still have "good" as its single likeliest
+    first token while the error categories together hold more mass; greedy decoding would then
+    contradict the verdict. Generation for a flagged note therefore starts from the likeliest
+    error-category token, so its reason and category follow the verdict.
+    """
+    x = np.asarray(logits, dtype=np.float64)[:, candidate_ids]
+    return np.asarray(candidate_ids, dtype=np.int64)[x.argmax(axis=-1)]
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """(ids, attention mask) as [batch, width] long tensors, padded on the left so every
+    sequence ends at the last column."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def last_logits(model: Any, seqs: list[list[int]], pad_id: int, device: Any) -> Any:
+    """Float32 CPU logits [batch, vocab] at the last position of each sequence, from one
+    left-padded forward pass (scoring's prefill; training's first-token metrics)."""
+    import torch
+
+    ids, mask = left_pad(seqs, pad_id)
+    # Left padding shifts positions; pass them explicitly so padding changes nothing.
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=pos.to(device),
+            use_cache=False,
+            logits_to_keep=1,
+        )
+    return out.logits[:, -1, :].float().cpu()
+
+
+def bucket_batches(lengths: list[int], batch_tokens: int, max_batch_size: int) -> list[list[int]]:
+    """Indices sorted by length, cut so that padded tokens (n * longest) <= batch_tokens.
+
+    A row longer than the budget gets a batch of its own. Sorting first keeps padding small.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = lengths[i]  # sorted ascending: the newcomer is the longest
+        if cur and ((len(cur) + 1) * longest > batch_tokens or len(cur) >= max_batch_size):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def finish_row(
+    p_error: float,
+    generated: str | None,
+    mode: str,
+    threshold: float,
+    decided: str | None = None,
+) -> dict:
+    """verdict / reason / category of one scored note.
+
+    `generated` is the decoded continuation after the forced answer prefix (None when not
+    generated). threshold/never: the verdict comes from p_error. always: from the parsed
+    generation (p_error decides only when the generation cannot be parsed). `decided`: the
+    category whose first token a flagged note's generation was started from; it names the
+    category when the generated reason does not parse to one.
+    """
+    verdict = "error" if p_error >= threshold else "good"
+    if generated is None:
+        if verdict == "good":
+            return {"verdict": "good", "reason": GOOD, "category": GOOD}
+        return {"verdict": "error", "reason": None, "category": None}
+    parsed = parse_reason(ANSWER_PREFIX + generated)
+    if decided is not None and verdict == "error":
+        category = parsed.category if parsed.category in CATEGORIES else decided
+        return {"verdict": "error", "reason": parsed.reason or None, "category": category}
+    if mode == "always" and parsed.verdict != "unparsed":
+        verdict = parsed.verdict
+    if parsed.verdict == "unparsed":
+        return {
+            "verdict": verdict,
+            "reason": None,
+            "category": OTHER if verdict == "error" else GOOD,
+        }
+    if verdict == "error" and parsed.verdict == "good":
+        # The prefill says error but greedy decoding says good: keep the verdict, say so.
+        return {"verdict": "error", "reason": None, "category": OTHER}
+    return {"verdict": verdict, "reason": parsed.reason, "category": parsed.category}
+
+
+def _resolve_dtype(cfg: ScoreConfig, on_gpu: bool) -> str:
+    if cfg.scoring.dtype != "auto":
+        return cfg.scoring.dtype
+    return cfg.model.dtype if on_gpu else "float32"  # CPUs: fp32 is faster and exact
+
+
+class Scorer:
+    """Load base + adapter once (`__init__`); score one batch of prepared rows (`__call__`)."""
+
+    def __init__(self, cfg: dict, tokenizer: str):
+        import torch
+        from transformers import GenerationConfig
+
+        from discriminator.modeling import load_base_model, load_tokenizer
+
+        self.cfg = c = from_dict(ScoreConfig, cfg)
+        self.torch = torch
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        on_gpu = self.device.type == "cuda"
+        dtype = _resolve_dtype(c, on_gpu)
+        self.tok = load_tokenizer(tokenizer)
+        model = load_base_model(c.model, device_map={"": 0} if on_gpu else None, dtype=dtype)
+        if c.adapter:
+            from peft import PeftModel
+
+            check_adapter(c.adapter)
+            model = PeftModel.from_pretrained(model, c.adapter, is_trainable=False)
+            if c.scoring.merge and c.model.quantization == "none":
+                model = model.merge_and_unload()  # one matmul per layer instead of three
+        self.model = model.eval()
+        self.prefix, self.good_id = answer_ids(self.tok)
+        try:  # the tokens an error answer starts with ("Timeline", "PHI", ...)
+            firsts = first_token_ids(self.tok)
+            self.error_ids = [firsts[c] for c in CATEGORIES]
+            self.category_of_id = {firsts[c]: c for c in CATEGORIES}
+        except ValueError:  # labels share a first token: any token but "good"
+            self.error_ids = [i for i in range(len(self.tok)) if i != self.good_id]
+            self.category_of_id = {}
+        eos = {self.tok.eos_token_id}
+        eos |= {self.tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")}
+        eos = sorted(i for i in eos if isinstance(i, int) and i != self.tok.unk_token_id)
+        self.gen_config = GenerationConfig(
+            max_new_tokens=c.scoring.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=eos,
+            pad_token_id=self.tok.pad_token_id,
+        )
+
+    def prefill(self, seqs: list[list[int]]) -> np.ndarray:
+        """Last-position logits [batch, vocab] from one forward pass over prompt + answer prefix."""
+        return last_logits(self.model, seqs, self.tok.pad_token_id, self.device).numpy()
+
+    def generate(self, seqs: list[list[int]], first: list[int] | None = None) -> list[str]:
+        """Greedy continuation after the forced answer prefix, decoded. With `first`, each
+        sequence's answer starts with that token (included in the decoded text)."""
+        forced = 0 if first is None else 1
+        if first is not None:
+            seqs = [[*s, int(f)] for s, f in zip(seqs, first)]
+        ids, mask = (t.to(self.device) for t in left_pad(seqs, self.tok.pad_token_id))
+        with self.torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, generation_config=self.gen_config
+            )
+        return self.tok.batch_decode(out[:, ids.shape[1] - forced :], skip_special_tokens=True)
+
+    def _score(self, seqs: list[list[int]]) -> list[dict]:
+        mode, threshold = self.cfg.scoring.generate, self.cfg.scoring.threshold
+        phase = "prefill"
+        try:
+            logits = self.prefill(seqs)
+            p = p_error_from_logits(logits, self.good_id)
+            want = [
+                i
+                for i in range(len(seqs))
+                if mode == "always" or (mode == "threshold" and p[i] >= threshold)
+            ]
+            texts: dict[int, str] = {}
+            decided: dict[int, str] = {}
+            if want:
+                phase = "generation"
+                first = None
+                if mode == "threshold":  # the verdict is the prefill's: the reason must follow it
+                    first = forced_first_tokens(logits[want], self.error_ids)
+                    decided = {
+                        i: c
+                        for i, f in zip(want, first.tolist())
+                        if (c := self.category_of_id.get(f))
+                    }
+                texts = dict(zip(want, self.generate([seqs[i] for i in want], first)))
+        except Exception as e:
+            e.add_note(phase)
+            raise
+        return [
+            {
+                "p_error": float(p[i]),
+                **finish_row(float(p[i]), texts.get(i), mode, threshold, decided.get(i)),
+            }
+            for i in range(len(seqs))
+        ]
+
+    def score_notes(self, notes: list[str]) -> list[dict]:
+        """Score note texts in this process (prompt budget, length buckets); rows in input order.
+        The loop benchmarks and tests run without Ray Data."""
+        s = self.cfg.scoring
+        fitted = fit_prompts(self.tok, notes, s.max_prompt_tokens)
+        for got in fitted:
+            if isinstance(got, BaseException):
+                raise got
+        seqs = [got[0] for got in fitted]
+        rows: list[dict] = [{} for _ in seqs]
+        for batch in bucket_batches([len(x) for x in seqs], s.batch_tokens, s.max_batch_size):
+            for i, row in zip(batch, self._score([seqs[i] for i in batch])):
+                rows[i] = row
+        return rows
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        todo = [i for i, r in enumerate(rows) if r["status"] == "pending"]
+        lengths = [len(rows[i]["input_ids"]) for i in todo]
+        s = self.cfg.scoring
+        for sub in bucket_batches(lengths, s.batch_tokens, s.max_batch_size):
+            idx = [todo[j] for j in sub]
+            try:
+                results = self._score([rows[i]["input_ids"] for i in idx])
+            except Exception:
+                results = []
+                for i in idx:  # one bad row must not fail its neighbours
+                    try:
+                        results += self._score([rows[i]["input_ids"]])
+                    except Exception as e:
+                        phase = e.__notes__[-1] if getattr(e, "__notes__", None) else "scoring"
+                        log.warning(
+                            "scoring failed for note_id=%s: %s",
+                            rows[i]["note_id"],
+                            type(e).__name__,
+                        )
+                        results.append({"status": "failed", "error": scrub_error(e, phase)})
+                        self._free()
+            for i, res in zip(idx, results):
+                rows[i].update({"status": "ok", **res})
+        out = []
+        for r in rows:
+            out.append({name: r.get(name) for name in SCORED_SCHEMA.names})
+        return pa.Table.from_pylist(out, schema=SCORED_SCHEMA)
+
+    def _free(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_adapter(path: str) -> None:
+    """Adapters load from safetensors only; pickle weights are refused."""
+    p = Path(path)
+    if not (p / "adapter_config.json").exists():
+        raise ScoreError(f"{path}: not a PEFT adapter directory (no adapter_config.json)")
+    if not (p / "adapter_model.safetensors").exists():
+        pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_SUFFIXES)
+        why = f" (pickle files refused: {', '.join(pickled)})" if pickled else ""
+        raise ScoreError(f"{path}: adapter_model.safetensors not found{why}")

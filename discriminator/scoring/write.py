@@ -1,0 +1,189 @@
+"""Write (driver): whole chunks to atomic parquet parts, progress, retries of failed rows."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import pyarrow as pa
+
+from discriminator.scoring.plan import Chunk, _filesystem, _is_local
+from discriminator.scoring.schema import KEPT, OUTPUT_SCHEMA, PROVENANCE_KEY, ScoreError
+
+log = logging.getLogger(__name__)
+
+
+class _Output:
+    """The output directory on any pyarrow filesystem; owner-only permissions when local."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.fs, self.path, _ = _filesystem(uri)
+        self.local = _is_local(self.fs)
+        if self.local:
+            existed = os.path.isdir(self.path)
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            if not existed:
+                os.chmod(self.path, 0o700)
+            elif os.stat(self.path).st_mode & 0o077:
+                log.warning("output directory %s is readable by others (notes are PHI)", uri)
+        else:
+            self.fs.create_dir(self.path, recursive=True)
+
+    def join(self, name: str) -> str:
+        return f"{self.path.rstrip('/')}/{name}"
+
+    def names(self) -> list[str]:
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
+
+    def write_atomic(self, name: str, data: bytes) -> None:
+        final, tmp = self.join(name), self.join(f".tmp-{name}-{uuid.uuid4().hex[:8]}")
+        if self.local:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        else:  # object stores publish whole objects; move is the best rename there is
+            with self.fs.open_output_stream(tmp) as fh:
+                fh.write(data)
+            self.fs.move(tmp, final)
+
+    def read_text(self, name: str) -> str | None:
+        if name not in self.names():
+            return None
+        with self.fs.open_input_stream(self.join(name)) as fh:
+            return fh.read().decode("utf-8")
+
+    def remove_stale_tmp(self) -> int:
+        stale = [n for n in self.names() if n.startswith(".tmp-")]
+        for n in stale:
+            self.fs.delete_file(self.join(n))
+        return len(stale)
+
+
+def _part_bytes(rows: list[dict], keep_text: bool, meta: bytes) -> bytes:
+    import pyarrow.parquet as pq
+
+    schema = OUTPUT_SCHEMA.append(pa.field("note", pa.string())) if keep_text else OUTPUT_SCHEMA
+    table = pa.Table.from_pylist(rows, schema=schema).replace_schema_metadata(
+        {PROVENANCE_KEY: meta}
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def read_output(output: str, columns: list[str] | None = None) -> pa.Table:
+    """All part files of an output directory as one table."""
+    import pyarrow.parquet as pq
+
+    out = _Output(output)
+    parts = [n for n in out.names() if n.startswith("part-") and n.endswith(".parquet")]
+    tables = []
+    for n in parts:
+        with out.fs.open_input_file(out.join(n)) as fh:
+            tables.append(pq.read_table(fh, columns=columns))
+    if not tables:
+        return OUTPUT_SCHEMA.empty_table()
+    return pa.concat_tables(tables, promote_options="default")
+
+
+class _Progress:
+    """`[score] rows/total, parts, notes/s, ETA` on the console, at most every `every` seconds."""
+
+    def __init__(self, total: int, parts: int, every: float = 5.0):
+        self.total, self.parts_total, self.every = total, parts, every
+        self.done = self.parts = 0
+        self.t0 = self.shown = time.monotonic()
+
+    def rows(self, n: int) -> None:
+        self.done += n
+        self.show()
+
+    def part(self) -> None:
+        self.parts += 1
+        self.show()
+
+    def show(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.shown < self.every:
+            return
+        self.shown = now
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
+        log.info(
+            "%s/%s rows scored, %d/%d parts written, %.1f notes/s%s",
+            f"{self.done:,}",
+            f"{self.total:,}",
+            self.parts,
+            self.parts_total,
+            rate,
+            eta_s,
+        )
+
+
+def _failed_rows(out: _Output, done: set[str]) -> dict[str, list[int]]:
+    """part -> positions of its rows whose status is `failed` (parts without any are left out)."""
+    import pyarrow.parquet as pq
+
+    found: dict[str, list[int]] = {}
+    for part in sorted(done):
+        with out.fs.open_input_file(out.join(f"{part}.parquet")) as fh:
+            status = pq.read_table(fh, columns=["status"]).column("status").to_pylist()
+        if positions := [k for k, s in enumerate(status) if s == "failed"]:
+            found[part] = positions
+    return found
+
+
+def _merge_retried(out: _Output, part: str, rows: list[dict], cols: list[str]) -> list[dict]:
+    """The part's earlier rows with the re-scored ones in their places (same order, same count)."""
+    import pyarrow.parquet as pq
+
+    with out.fs.open_input_file(out.join(f"{part}.parquet")) as fh:
+        old = pq.read_table(fh).to_pylist()
+    if len(old) != len(rows):
+        raise ScoreError(f"{part}: input rows changed since the first run; use a new --output")
+    return [{k: o.get(k) for k in cols} if r["status"] == KEPT else r for o, r in zip(old, rows)]
+
+
+def _collect(
+    ds: Any,
+    todo: list[Chunk],
+    out: _Output,
+    keep_text: bool,
+    meta: bytes,
+    retry: dict[str, list[int]] | None = None,
+) -> int:
+    """Stream scored rows to the driver; write each chunk once all its rows have arrived."""
+    expected = {ch.part: ch.count for ch in todo}
+    pending: dict[str, list[dict]] = {}
+    cols = [*OUTPUT_SCHEMA.names, *(["note"] if keep_text else [])]
+    written = 0
+    progress = _Progress(sum(expected.values()), len(expected))
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        progress.rows(batch.num_rows)
+        for row in batch.to_pylist():
+            pending.setdefault(row["_part"], []).append(row)
+        for part in [p for p, rows in pending.items() if len(rows) == expected[p]]:
+            rows = sorted(pending.pop(part), key=lambda r: r["_row"])
+            rows = [{k: r[k] for k in cols} for r in rows if r["status"] != "blank"]
+            if retry and part in retry:
+                rows = _merge_retried(out, part, rows, cols)
+                written += len(retry[part])
+            else:
+                written += len(rows)
+            out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta))
+            progress.part()
+    progress.show(final=True)
+    if pending:  # cannot happen unless a stage dropped rows; never write a partial chunk
+        raise ScoreError(f"{len(pending)} chunk(s) incomplete after scoring; re-run to finish")
+    return written
