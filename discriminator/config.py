@@ -115,7 +115,15 @@ class RunConfig:
     name: str = "discriminator-train"
     """Run name; re-running with the same name resumes from its last checkpoint."""
     num_workers: int = 1
-    """Ray Train workers (one per GPU)."""
+    """Ray Train workers (one per GPU); with `elastic`, the most workers."""
+    elastic: bool = False
+    """Elastic training (Ray Train V2, `ScalingConfig(num_workers=(min_workers, num_workers))`):
+    start with as many workers as the cluster can place, at least `min_workers`; when a node is
+    lost, continue on the remaining workers from the last checkpoint (and grow again when
+    resources return). Off: exactly `num_workers`, and a lost node fails the run with a clear
+    message once they cannot all be placed again; re-running resumes from the checkpoint."""
+    min_workers: int = 1
+    """Fewest workers an elastic run trains on (1 <= min_workers <= num_workers)."""
     use_gpu: bool = True
     """Place each worker on a GPU."""
     cpus_per_worker: float = 1.0

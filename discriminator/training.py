@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -394,7 +395,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     _PROGRESS_TAG = loop_config.get("progress_tag", "train")
     cfg = from_dict(TrainConfig, loop_config["cfg"])
     data: PreparedData = ray.get(loop_config["data"])
-    rank = ray.train.get_context().get_world_rank()
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+    # Every worker says where it runs (at every start and restart): which node each rank landed
+    # on, and, after a lost node, how many workers an elastic run goes on with.
+    print(
+        f"[{_PROGRESS_TAG}] worker rank {rank} of {ctx.get_world_size()} on host "
+        f"{socket.gethostname()} (node id {ray.get_runtime_context().get_node_id()[:12]})",
+        flush=True,
+    )
     work = tempfile.mkdtemp(prefix="sft-")
     callbacks = [RayTrainReportCallback(), ProgressCallback()]
     if rank == 0 and loop_config.get("tensorboard_dir"):
@@ -501,20 +510,14 @@ def build_trainer(
     """The `TorchTrainer` for one training run (also one Tune trial, whose workers' progress
     lines are tagged `progress_tag` so the sweep's console shows the sweep's own lines)."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import CheckpointConfig, RunConfig
 
+    scaling = scaling_config(cfg)  # checks run.elastic/min_workers before anything is written
     storage = os.path.abspath(storage_path or cfg.run.storage_path)
     name = name or cfg.run.name
     private_dir(storage)  # checkpoints hold training state: owner-only unless made shared
     private_dir(os.path.join(storage, name))
     has_eval = bool(data.eval)
-    scaling = ScalingConfig(
-        num_workers=cfg.run.num_workers,
-        use_gpu=cfg.run.use_gpu,
-        resources_per_worker={"CPU": cfg.run.cpus_per_worker}
-        | ({"GPU": 1} if cfg.run.use_gpu else {}),
-    )
     run_config = RunConfig(
         storage_path=storage,
         name=name,
@@ -523,7 +526,7 @@ def build_trainer(
             checkpoint_score_attribute="eval_loss" if has_eval else None,
             checkpoint_score_order="min",
         ),
-        failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+        failure_config=failure_config(cfg),
         callbacks=callbacks,
     )
     loop_config = {
@@ -532,12 +535,143 @@ def build_trainer(
         "tensorboard_dir": os.path.join(storage, name, "tensorboard"),
         "progress_tag": progress_tag,
     }
-    return TorchTrainer(
+    trainer = _trainer_class_with_clear_failures()(
         train_loop_per_worker,
         train_loop_config=loop_config,
         scaling_config=scaling,
         run_config=run_config,
     )
+    trainer.discriminator_run = (cfg, storage, name)
+    return trainer
+
+
+def scaling_config(cfg: TrainConfig) -> Any:
+    """Ray Train's `ScalingConfig`: exactly `run.num_workers`, or with `run.elastic` between
+    `run.min_workers` and `run.num_workers` (Ray Train V2's `num_workers=(min, max)`)."""
+    from ray.train import ScalingConfig
+
+    r = cfg.run
+    if r.num_workers < 1:
+        raise ValueError(f"run.num_workers must be >= 1, got {r.num_workers}")
+    if r.elastic and not 1 <= r.min_workers <= r.num_workers:
+        raise ValueError(
+            f"run.elastic needs 1 <= run.min_workers <= run.num_workers, got "
+            f"min_workers={r.min_workers}, num_workers={r.num_workers}"
+        )
+    return ScalingConfig(
+        num_workers=(r.min_workers, r.num_workers) if r.elastic else r.num_workers,
+        use_gpu=r.use_gpu,
+        resources_per_worker={"CPU": r.cpus_per_worker} | ({"GPU": 1} if r.use_gpu else {}),
+    )
+
+
+def failure_config(cfg: TrainConfig) -> Any:
+    """`FailureConfig`: `run.max_failures` restarts of the worker group from the last checkpoint.
+
+    A worker group that cannot be placed (a node is gone and the fixed `num_workers` no longer
+    fit) is a *controller* failure in Ray Train V2, retried forever by default: the job would hang
+    until its time limit. It gets the same budget (at least 1) here, so the run fails with
+    `TrainingFailed` instead; an elastic run goes on with fewer workers without it."""
+    from ray.train import FailureConfig
+
+    n = cfg.run.max_failures
+    return FailureConfig(max_failures=n, controller_failure_limit=-1 if n < 0 else max(n, 1))
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped for good; the message says why and how to resume."""
+
+
+def _trainer_class_with_clear_failures() -> type:
+    from ray.train.torch import TorchTrainer
+
+    class DiscriminatorTrainer(TorchTrainer):
+        """`TorchTrainer` whose `fit()` turns Ray Train's final failure into `TrainingFailed`:
+        what failed, the cluster as it is now, and the checkpoint a re-run resumes from."""
+
+        discriminator_run: tuple[TrainConfig, str, str] | None = None
+
+        def fit(self) -> Any:
+            from ray.train import TrainingFailedError
+
+            try:
+                return super().fit()
+            except TrainingFailedError as e:
+                if self.discriminator_run is None:
+                    raise
+                msg = training_failure_message(*self.discriminator_run, e)
+                print(f"[train] {msg}", flush=True)  # whole, on the console (the error is cut)
+                raise TrainingFailed(msg) from e
+
+    return DiscriminatorTrainer
+
+
+# Ray Train errors that mean "the workers could not be (re)started on the cluster as it is".
+_PLACEMENT_ERRORS = (
+    "WorkerGroupStartupTimeoutError",
+    "WorkerGroupStartupFailedError",
+    "InsufficientClusterResourcesError",
+)
+
+
+def training_failure_message(cfg: TrainConfig, storage: str, name: str, error: Any) -> str:
+    """One paragraph for the user (no exception messages: they may echo data): the cause (error
+    types only), the cluster now, and where a re-run resumes. Also printed as `[train]` lines."""
+    inner = getattr(error, "controller_failure", None) or error
+    failures = getattr(inner, "worker_failures", None) or {}
+    r = cfg.run
+    need = f"{r.num_workers} worker(s) x {r.cpus_per_worker:g} CPU" + (
+        " + 1 GPU" if r.use_gpu else ""
+    )
+    if type(inner).__name__ in _PLACEMENT_ERRORS:
+        cause = (
+            f"the cluster cannot place the run's {need} any more "
+            f"({type(inner).__name__}; was a node lost?)"
+        )
+    elif failures:
+        kinds = ", ".join(
+            f"rank {rank}: {type(exc).__name__}" for rank, exc in sorted(failures.items())
+        )
+        cause = f"Ray Train workers failed ({kinds}) after run.max_failures={r.max_failures}"
+    else:
+        cause = f"{type(inner).__name__} after run.max_failures={r.max_failures}"
+    cluster = _cluster_now()
+    step, where = latest_checkpoint_step(Path(storage) / name)
+    if step is not None:
+        resume = (
+            f"the last checkpoint is at step {step} ({where}): re-submit the same command (same "
+            "run.storage_path and run.name) to resume from it"
+        )
+    else:
+        resume = "no checkpoint was written yet: a re-run starts from step 0"
+    hint = "" if r.elastic else "; or set run.elastic=true to go on with the workers that fit"
+    return f"training failed: {cause}; {cluster}; {resume}{hint}"
+
+
+def _cluster_now() -> str:
+    try:
+        import ray
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        res = ray.cluster_resources()
+        return (
+            f"the cluster now has {len(nodes)} node(s) alive with {res.get('CPU', 0):g} CPU(s), "
+            f"{res.get('GPU', 0):g} GPU(s)"
+        )
+    except Exception:
+        return "the cluster state is unknown"
+
+
+def latest_checkpoint_step(run_dir: Path) -> tuple[int | None, str | None]:
+    """Global step and folder of the newest good checkpoint of a run on local storage."""
+    for d in sorted(run_dir.glob("checkpoint_*"), reverse=True):
+        try:
+            check_checkpoint_dir(d / "checkpoint")
+            state = json.loads((d / "checkpoint" / "trainer_state.json").read_text())
+        except (RuntimeError, OSError, ValueError):
+            continue
+        return state.get("global_step"), str(d)
+    return None, None
 
 
 def latest_checkpoint_dir(result: Any) -> Path:
