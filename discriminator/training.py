@@ -643,7 +643,7 @@ def training_failure_message(cfg: TrainConfig, storage: str, name: str, error: A
             "run.storage_path and run.name) to resume from it"
         )
     else:
-        resume = "no checkpoint was written yet: a re-run starts from step 0"
+        resume = "no checkpoint was registered yet: a re-run starts from step 0"
     hint = "" if r.elastic else "; or set run.elastic=true to go on with the workers that fit"
     return f"training failed: {cause}; {cluster}; {resume}{hint}"
 
@@ -663,15 +663,17 @@ def _cluster_now() -> str:
 
 
 def latest_checkpoint_step(run_dir: Path) -> tuple[int | None, str | None]:
-    """Global step and folder of the newest good checkpoint of a run on local storage."""
-    for d in sorted(run_dir.glob("checkpoint_*"), reverse=True):
-        try:
-            check_checkpoint_dir(d / "checkpoint")
-            state = json.loads((d / "checkpoint" / "trainer_state.json").read_text())
-        except (RuntimeError, OSError, ValueError):
-            continue
-        return state.get("global_step"), str(d)
-    return None, None
+    """Global step and folder of the checkpoint a re-run of a run on local storage resumes from:
+    the latest one in Ray Train's index (`checkpoint_manager_snapshot.json`). A checkpoint folder
+    written while the run failed, before Ray registered it, is not in the index and does not
+    count. (None, None) when no checkpoint is registered or it cannot be read."""
+    try:
+        snap = json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())
+        folder = run_dir / snap["latest_checkpoint_result"]["checkpoint_dir_name"]
+        state = json.loads((folder / "checkpoint" / "trainer_state.json").read_text())
+        return int(state["global_step"]), str(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
 
 
 def latest_checkpoint_dir(result: Any) -> Path:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -101,7 +102,9 @@ def _node_pids(node: str) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -190,9 +193,10 @@ def _wait_for(predicate, timeout: float, what: str, job: Job | None = None) -> N
         time.sleep(0.5)
 
 
-def assert_cleaned_up(job_id: str) -> None:
+def assert_cleaned_up(job_id: str, lost: str | None = None) -> None:
     """Nothing of the job's Ray is left on either node: no process naming its temp dir
-    (/tmp/ray-<job>/<node>), no temp dir, only slurmd in each node's namespace."""
+    (/tmp/ray-<job>/<node>), no temp dir, only slurmd in each node's namespace. A `lost` node
+    (crashed) keeps its temp dir, as a crashed machine keeps its local /tmp: removed here."""
 
     def leftovers() -> list[str]:
         found = []
@@ -210,7 +214,12 @@ def assert_cleaned_up(job_id: str) -> None:
     while (left := leftovers()) and time.monotonic() < deadline:
         time.sleep(1)
     assert not left, f"job {job_id} left processes behind: {left}"
-    assert not Path(f"/tmp/ray-{job_id}").exists(), "the job's Ray temp dir was left behind"
+    tmp = Path(f"/tmp/ray-{job_id}")
+    if lost is not None:
+        shutil.rmtree(tmp / lost, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+    assert not tmp.exists(), f"the job's Ray temp dir was left behind: {list(tmp.iterdir())}"
 
 
 def worker_hosts(text: str) -> list[tuple[str, int, int, str, str]]:
@@ -224,12 +233,17 @@ def _log_file(text: str, job: str) -> Path:
     return Path(m.group(1))
 
 
-def _checkpoint_steps(run_dir: Path) -> list[int]:
-    steps = []
-    for state in run_dir.glob("checkpoint_*/checkpoint/trainer_state.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):  # being written
-            steps.append(json.loads(state.read_text())["global_step"])
-    return sorted(steps)
+def _registered_step(run_dir: Path) -> int | None:
+    """The global step of the latest checkpoint in Ray Train's index of the run (the one a
+    re-run resumes from), None before Ray registered one. A checkpoint folder on disk is not
+    enough: Ray registers it once every worker reported it."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        snap = json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())
+        name = snap["latest_checkpoint_result"]["checkpoint_dir_name"]
+        return json.loads((run_dir / name / "checkpoint" / "trainer_state.json").read_text())[
+            "global_step"
+        ]
+    return None
 
 
 def train_cmd(tiny: Path, storage: Path, output: Path, *sets: str) -> list[str]:
@@ -244,8 +258,9 @@ def train_cmd(tiny: Path, storage: Path, output: Path, *sets: str) -> list[str]:
     return cmd
 
 
-# A run long enough to lose a node in the middle: a checkpoint every 2 steps.
-LONG_RUN = ("optim.max_steps=24", "run.save_steps=2", "run.eval_steps=2", "run.num_to_keep=3")
+# A run long enough to lose a node in the middle: a checkpoint every 2 steps, no evaluation.
+MAX_STEPS = 12
+LONG_RUN = (f"optim.max_steps={MAX_STEPS}", "run.save_steps=2", "data.eval_path=null")
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,13 +444,13 @@ def _lose_node_mid_training(env, tiny, tmp: Path, *sets: str) -> tuple[Job, int]
     storage = tmp / "ray"
     job = Job(env, tmp / "slurm", train_cmd(tiny, storage, tmp / "adapter", *LONG_RUN, *sets))
     _wait_for(
-        lambda: len(worker_hosts(job.output())) >= 2 and _checkpoint_steps(storage / "smoke"),
+        lambda: len(worker_hosts(job.output())) >= 2 and _registered_step(storage / "smoke"),
         300,
-        "the first checkpoint",
+        "the first registered checkpoint",
         job,
     )
-    step = max(_checkpoint_steps(storage / "smoke"))
-    assert step < 24, "the run finished before the node could be lost; make it longer"
+    step = _registered_step(storage / "smoke")
+    assert step < MAX_STEPS, "the run finished before the node could be lost; make it longer"
     _kill_node("rtn2")
     return job, step
 
@@ -458,8 +473,8 @@ def test_node_lost_mid_training_elastic_run_finishes_on_the_other_node(
     resumed = [int(s) for s in RESUMED.findall(text)]
     assert resumed and min(resumed) >= killed_at > 0, f"resumed at {resumed}, lost at {killed_at}"
     metrics = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
-    assert metrics["global_step"] == 24
-    assert_cleaned_up(job.id)
+    assert metrics["global_step"] == MAX_STEPS
+    assert_cleaned_up(job.id, lost="rtn2")
 
 
 def test_node_lost_mid_training_fixed_run_fails_clearly_and_resubmit_resumes(
@@ -482,7 +497,7 @@ def test_node_lost_mid_training_fixed_run_fails_clearly_and_resubmit_resumes(
     assert last >= killed_at > 0
     assert re.search(r"^error: TrainingFailed: training failed", text, re.M), text[-3000:]
     assert not (tmp_path / "adapter" / "metrics.json").exists()
-    assert_cleaned_up(job.id)
+    assert_cleaned_up(job.id, lost="rtn2")
 
     # The node comes back; the same command, re-submitted, resumes from that checkpoint.
     assert _setup().returncode == 0
@@ -496,11 +511,11 @@ def test_node_lost_mid_training_fixed_run_fails_clearly_and_resubmit_resumes(
     assert rc == 0, text[-6000:]
     resumed = [int(s) for s in RESUMED.findall(text)]
     assert resumed == [last], f"the re-submitted run resumed at {resumed}, expected [{last}]"
-    steps = [int(s) for s in re.findall(r"^\[train\] step (\d+)/24", text, re.M)]
+    steps = [int(s) for s in re.findall(rf"^\[train\] step (\d+)/{MAX_STEPS}", text, re.M)]
     assert steps and min(steps) > last, f"the re-submitted run trained steps {steps}"
     assert {h for _, _, _, h, _ in worker_hosts(text)} == set(NODES)
     metrics = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
-    assert metrics["global_step"] == 24
+    assert metrics["global_step"] == MAX_STEPS
     assert_cleaned_up(job_id)
 
 
@@ -520,7 +535,7 @@ def test_node_lost_mid_scoring_rerun_completes_exactly_the_missing_chunks(
     # The job may finish on the remaining node or fail; either way it must end.
     rc, text = job.wait(400)
     print(f"scoring: node lost; job {job.id} rc {rc} in {job.seconds:.0f}s")
-    assert_cleaned_up(job.id)
+    assert_cleaned_up(job.id, lost="rtn2")
     before = {p.name: p.read_bytes() for p in parts()}
     total = 40
     assert before, "no part written before the node was lost"
