@@ -62,11 +62,12 @@ class StandInScorer(scoring.Scorer):
     """The scorer actor with a constant-time forward: everything around the model stays real
     (batching, bucketing, rows, statuses); every note gets the same logits (p_error 0.1)."""
 
-    def __init__(self, cfg: dict, tokenizer: str):
+    def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
         from discriminator.config import ScoreConfig, from_dict
         from discriminator.prompt import answer_ids
 
         self.cfg = from_dict(ScoreConfig, cfg)
+        self.progress = progress
         self.tok = scoring.prepare._tokenizer(tokenizer)
         self.prefix, self.good_id = answer_ids(self.tok)
         self.error_ids, self.category_of_id = [], {}
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="/tmp/score-scale", help="where the archive is made once")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_scale.json"))
     ap.add_argument("--skip", nargs="*", default=[], choices=["tiny", "resume"])
+    ap.add_argument("--note", default=None, help="conditions to record with the figures")
     args = ap.parse_args(argv)
 
     import ray
@@ -334,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "archive": {"notes": args.notes, "files": len(files), "rows_in": info["rows_in"],
                     "bad_rows": info["bad"], "words_per_note": list(archive.REALISTIC_WORDS)},
         "chunk_rows": args.chunk_rows,
+        "note": args.note,
     }  # fmt: skip
     out_path = Path(args.out)
 

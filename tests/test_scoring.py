@@ -614,3 +614,13 @@ def test_interrupted_then_killed_driver_resumes_to_one_row_per_input(tiny_model_
     assert 0 < got["parts_before_rerun"] < got["chunks"]  # interrupted part-way
     assert got["rows_out"] == got["unique_ids"] == made["rows_in"]
     assert got["parts_rewritten"] == 0  # no part written twice
+
+
+def test_actors_that_leave_no_cpu_for_preparation_are_refused(
+    ray_local, tiny_model_dir, mixed_input, tmp_path
+):
+    path, _ = mixed_input  # 2 CPUs: 2 actors x 1 CPU leave nothing for a 0.5-CPU task
+    cfg = smoke_cfg(tiny_model_dir, None, [path], tmp_path / "o", resources__num_actors=2,
+                    resources__prep_cpus=0.5, adapter="null")  # fmt: skip
+    with pytest.raises(scoring.ScoreError, match=r"leave less than resources\.prep_cpus=0\.5"):
+        scoring.run_scoring(cfg)

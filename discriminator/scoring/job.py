@@ -20,7 +20,13 @@ from discriminator.scoring.plan import expand_inputs, plan_chunks
 from discriminator.scoring.prepare import _tokenizer, prepare_batch, tokenizer_path
 from discriminator.scoring.schema import MANIFEST, ScoreError
 from discriminator.scoring.scorer import Scorer, check_adapter
-from discriminator.scoring.write import _collect, _failed_rows, _Output, read_output
+from discriminator.scoring.write import (
+    _collect,
+    _failed_rows,
+    _Output,
+    progress_counter,
+    read_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +163,17 @@ def _resources(cfg: ScoreConfig) -> tuple[bool, int]:
     if use_gpu and gpus == 0:
         raise ScoreError("resources.use_gpu is true but the Ray cluster has no GPUs")
     n = r.num_actors or (max(1, int(gpus / r.gpus_per_actor)) if use_gpu else 1)
+    # Ray Data runs preparation inside the scorer actors when both ask for the same CPUs and no
+    # GPU; otherwise in separate CPU tasks, which must find a CPU the actors leave free or the
+    # job waits forever.
+    fused = not use_gpu and r.prep_cpus == r.cpus_per_actor
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if not fused and n * r.cpus_per_actor + r.prep_cpus > cpus:
+        raise ScoreError(
+            f"{n} scorer actor(s) x resources.cpus_per_actor={r.cpus_per_actor} leave less than "
+            f"resources.prep_cpus={r.prep_cpus} of the cluster's {cpus:g} CPUs for preparation; "
+            "lower num_actors or cpus_per_actor, or set prep_cpus equal to cpus_per_actor"
+        )
     return use_gpu, n
 
 
@@ -221,6 +238,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     scored = 0
     if todo:
         use_gpu, n_actors = _resources(cfg)
+        counter = progress_counter()
         cfg_dict = to_dict(cfg)
         items = [
             {
@@ -241,14 +259,16 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
         )
         ds = ds.map_batches(
             scorer,
-            fn_constructor_kwargs={"cfg": cfg_dict, "tokenizer": tok_path},
+            fn_constructor_kwargs={"cfg": cfg_dict, "tokenizer": tok_path, "progress": counter},
             batch_size=None,  # one task per chunk: rows stream out chunk by chunk
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=n_actors),
             num_cpus=cfg.resources.cpus_per_actor,
             num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
         )
-        scored = _collect(ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode(), retry)
+        scored = _collect(
+            ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode(), retry, counter
+        )
 
     table = read_output(cfg.io.output, columns=["note_id", "status"])
     ids = Counter(table.column("note_id").to_pylist())

@@ -144,13 +144,14 @@ def _resolve_dtype(cfg: ScoreConfig, on_gpu: bool) -> str:
 class Scorer:
     """Load base + adapter once (`__init__`); score one batch of prepared rows (`__call__`)."""
 
-    def __init__(self, cfg: dict, tokenizer: str):
+    def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
         import torch
         from transformers import GenerationConfig
 
         from discriminator.modeling import load_base_model, load_tokenizer
 
         self.cfg = c = from_dict(ScoreConfig, cfg)
+        self.progress = progress  # an actor counting scored rows for the driver's progress
         self.torch = torch
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         on_gpu = self.device.type == "cuda"
@@ -253,11 +254,17 @@ class Scorer:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
-        todo = [i for i, r in enumerate(rows) if r["status"] == "pending"]
-        lengths = [len(rows[i]["input_ids"]) for i in todo]
+        pending = [i for i, r in enumerate(rows) if r["status"] == "pending"]
         s = self.cfg.scoring
-        for sub in bucket_batches(lengths, s.batch_tokens, s.max_batch_size):
-            idx = [todo[j] for j in sub]
+        groups = [pending[g : g + s.rows_per_call] for g in range(0, len(pending), s.rows_per_call)]
+        subs = [  # each group of rows_per_call rows is sorted by length and bucketed
+            [todo[j] for j in sub]
+            for todo in groups
+            for sub in bucket_batches(
+                [len(rows[i]["input_ids"]) for i in todo], s.batch_tokens, s.max_batch_size
+            )
+        ]
+        for idx in subs:
             try:
                 results = self._score([rows[i]["input_ids"] for i in idx])
             except Exception:
@@ -276,6 +283,8 @@ class Scorer:
                         self._free()
             for i, res in zip(idx, results):
                 rows[i].update({"status": "ok", **res})
+            if getattr(self, "progress", None) is not None:
+                self.progress.add.remote(len(idx))
         out = []
         for r in rows:
             out.append({name: r.get(name) for name in SCORED_SCHEMA.names})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -96,13 +97,48 @@ def read_output(output: str, columns: list[str] | None = None) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-class _Progress:
-    """`[score] rows/total, parts, notes/s, ETA` on the console, at most every `every` seconds."""
+def progress_counter() -> Any:
+    """A zero-CPU actor the scorer actors add their scored rows to, so the driver's progress
+    moves while a chunk is still being scored (rows reach the driver a whole chunk at a time)."""
+    import ray
 
-    def __init__(self, total: int, parts: int, every: float = 5.0):
+    @ray.remote(num_cpus=0)
+    class Counter:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def add(self, n: int) -> None:
+            self.n += n
+
+        def get(self) -> int:
+            return self.n
+
+    return Counter.remote()
+
+
+class _Progress:
+    """`[score] rows/total, parts, notes/s, ETA` on the console: every `every` seconds while rows
+    are scored (from the actors' counter), and as parts are written."""
+
+    def __init__(self, total: int, parts: int, counter: Any = None, every: float = 5.0):
         self.total, self.parts_total, self.every = total, parts, every
-        self.done = self.parts = 0
+        self.counter = counter
+        self.done = self.scored = self.parts = 0
         self.t0 = self.shown = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if counter is not None:
+            threading.Thread(target=self._poll, daemon=True, name="score-progress").start()
+
+    def _poll(self) -> None:
+        import ray
+
+        while not self._stop.wait(self.every):
+            try:
+                self.scored = int(ray.get(self.counter.get.remote(), timeout=self.every))
+            except Exception:
+                continue
+            self.show()
 
     def rows(self, n: int) -> None:
         self.done += n
@@ -112,23 +148,29 @@ class _Progress:
         self.parts += 1
         self.show()
 
+    def close(self) -> None:
+        self._stop.set()
+        self.show(final=True)
+
     def show(self, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.shown < self.every:
-            return
-        self.shown = now
-        rate = self.done / max(now - self.t0, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
-        log.info(
-            "%s/%s rows scored, %d/%d parts written, %.1f notes/s%s",
-            f"{self.done:,}",
-            f"{self.total:,}",
-            self.parts,
-            self.parts_total,
-            rate,
-            eta_s,
-        )
+        with self._lock:
+            now = time.monotonic()
+            if not final and now - self.shown < self.every:
+                return
+            self.shown = now
+            done = max(self.done, min(self.scored, self.total))
+            rate = done / max(now - self.t0, 1e-9)
+            eta = (self.total - done) / rate if rate > 0 else float("nan")
+            eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
+            log.info(
+                "%s/%s rows scored, %d/%d parts written, %.1f notes/s%s",
+                f"{done:,}",
+                f"{self.total:,}",
+                self.parts,
+                self.parts_total,
+                rate,
+                eta_s,
+            )
 
 
 def _failed_rows(out: _Output, done: set[str]) -> dict[str, list[int]]:
@@ -162,28 +204,31 @@ def _collect(
     keep_text: bool,
     meta: bytes,
     retry: dict[str, list[int]] | None = None,
+    counter: Any = None,
 ) -> int:
     """Stream scored rows to the driver; write each chunk once all its rows have arrived."""
     expected = {ch.part: ch.count for ch in todo}
     pending: dict[str, list[dict]] = {}
     cols = [*OUTPUT_SCHEMA.names, *(["note"] if keep_text else [])]
     written = 0
-    progress = _Progress(sum(expected.values()), len(expected))
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        progress.rows(batch.num_rows)
-        for row in batch.to_pylist():
-            pending.setdefault(row["_part"], []).append(row)
-        for part in [p for p, rows in pending.items() if len(rows) == expected[p]]:
-            rows = sorted(pending.pop(part), key=lambda r: r["_row"])
-            rows = [{k: r[k] for k in cols} for r in rows if r["status"] != "blank"]
-            if retry and part in retry:
-                rows = _merge_retried(out, part, rows, cols)
-                written += len(retry[part])
-            else:
-                written += len(rows)
-            out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta))
-            progress.part()
-    progress.show(final=True)
+    progress = _Progress(sum(expected.values()), len(expected), counter)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            progress.rows(batch.num_rows)
+            for row in batch.to_pylist():
+                pending.setdefault(row["_part"], []).append(row)
+            for part in [p for p, rows in pending.items() if len(rows) == expected[p]]:
+                rows = sorted(pending.pop(part), key=lambda r: r["_row"])
+                rows = [{k: r[k] for k in cols} for r in rows if r["status"] != "blank"]
+                if retry and part in retry:
+                    rows = _merge_retried(out, part, rows, cols)
+                    written += len(retry[part])
+                else:
+                    written += len(rows)
+                out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta))
+                progress.part()
+    finally:
+        progress.close()
     if pending:  # cannot happen unless a stage dropped rows; never write a partial chunk
         raise ScoreError(f"{len(pending)} chunk(s) incomplete after scoring; re-run to finish")
     return written
