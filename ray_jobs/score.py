@@ -4,8 +4,11 @@
 
 PATH: JSONL or parquet files, folders or globs, local or URIs (file://, s3://, ...); several may be
 given. Every input row gives one output row (status ok / invalid_input / failed); re-running with
-the same --output finishes only the missing chunks. CPU smoke run (tiny model in runs/tiny):
+the same --output finishes only the missing chunks; --retry-failed re-scores the failed rows.
+The base model, its quantization and the prompt version come from the adapter's discriminator.json
+(set model.name_or_path only to point at a local copy of that base). CPU smoke run:
     python -m ray_jobs.score --config ray_jobs/configs/smoke_score.yaml --adapter A --input F --output O
+The console shows the job's progress; library output goes to <output>/_logs/ (-v shows it too).
 """
 
 from __future__ import annotations
