@@ -182,8 +182,8 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
 
     from discriminator.config import ModelConfig
     from discriminator.modeling import load_base_model, load_tokenizer
-    from discriminator.prompt import answer_ids, parse_reason
-    from discriminator.scoring import ANSWER_PREFIX, p_error_from_logits
+    from discriminator.prompt import ANSWER_PREFIX, answer_ids, parse_reason
+    from discriminator.scoring import p_error_from_logits
 
     common.set_env()
     on_gpu = common.on_cuda()
