@@ -17,6 +17,7 @@ import pytest
 from procs import job_env, kill_leftovers
 
 from discriminator import scoring, training
+from discriminator.config import ScoreConfig
 from discriminator.runtime import private_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,7 +251,7 @@ def test_pickle_adapter_is_refused_and_never_unpickled(tmp_path, name):
     _evil_pickle(adapter / name, marker)
     with pytest.raises(scoring.ScoreError, match=rf"pickle files refused: {re.escape(name)}"):
         scoring.check_adapter(str(adapter))
-    cfg = scoring.ScoreConfig(adapter=str(adapter))
+    cfg = ScoreConfig(adapter=str(adapter))
     cfg.io.input, cfg.io.output = ["x.jsonl"], str(tmp_path / "out")
     with pytest.raises(scoring.ScoreError, match=r"adapter_model\.safetensors not found"):
         scoring.run_scoring(cfg)  # refused before Ray or any model is touched
