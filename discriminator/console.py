@@ -243,7 +243,8 @@ def capture(job: str, log_dir: str | os.PathLike, verbose: bool = False) -> Iter
     con.start()
     _current = con
     root.addHandler(file_handler)
-    root.setLevel(logging.INFO)
+    if root.level == logging.NOTSET or root.level > logging.INFO:  # keep a DEBUG set before
+        root.setLevel(logging.INFO)
     own.addHandler(tag)
     own.setLevel(logging.INFO)
     own.propagate = False  # its records reach the log through say()

@@ -35,11 +35,15 @@ def init_ray(**kwargs: Any) -> Any:
 
 
 def private_dir(path: str | Path) -> bool:
-    """Create a local folder (and parents) owner-only (0o700): clusters are shared and outputs
-    derive from PHI. Returns whether the folder is private; an existing folder keeps its mode
+    """Create a local folder (and missing parents) owner-only (0o700): clusters are shared and
+    outputs derive from PHI. Returns whether the folder is private; an existing folder keeps its mode
     (it may be shared on purpose)."""
     p = Path(path)
-    if not p.exists():
-        p.mkdir(mode=0o700, parents=True, exist_ok=True)
-        p.chmod(0o700)  # mkdir's mode is masked by the umask
-    return not (p.stat().st_mode & 0o077)
+    missing = []
+    while not p.exists():  # every folder made here is private, the parents too
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        d.chmod(0o700)  # mkdir's mode is masked by the umask
+    return not (Path(path).stat().st_mode & 0o077)

@@ -44,7 +44,10 @@ def _job(module: str, args: list[str], env: dict, timeout: int = 400) -> str:
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{module} failed:\n{output[-3000:]}"
-    return output
+    # The console holds the job's own lines; everything else is in the log file it names first.
+    m = re.search(r"^\[\w+\] log: (\S+)$", proc.stdout, re.M)
+    assert m, output[-3000:]
+    return output + "\n" + Path(m.group(1)).read_text(errors="replace")
 
 
 def _files(*roots: Path) -> list[Path]:
@@ -199,8 +202,8 @@ def test_outputs_and_run_dirs_are_owner_only(canary_run):
         assert dirs[key].stat().st_mode & 0o777 == 0o700, key
     assert (dirs["storage"] / "smoke").stat().st_mode & 0o777 == 0o700
     for key in ("adapter", "scores", "scores_keep", "eval"):
-        for f in dirs[key].iterdir():
-            assert f.stat().st_mode & 0o777 == 0o600, f
+        for f in dirs[key].rglob("*"):  # the jobs' log folders and files included
+            assert f.stat().st_mode & 0o777 == (0o700 if f.is_dir() else 0o600), f
 
 
 def test_private_dir_and_export_modes(tiny_model_dir, tmp_path):
