@@ -63,6 +63,7 @@ class Console:
         os.chmod(log_path, 0o600)  # the log sits beside outputs derived from PHI
         self._term = self._term_err = -1
         self._saved: tuple[int, int] | None = None
+        self._continues = self._continues_err = False
 
     # -- output ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -71,7 +72,10 @@ class Console:
             if not self._log.closed:
                 self._log.write(text + "\n")
             if self._term >= 0:
-                fd = self._term_err if text.startswith("error: ") else self._term
+                err = text.startswith("error: ") or (
+                    self._continues_err and self._continues and text[:1].isspace()
+                )
+                fd = self._term_err if err else self._term
                 os.write(fd, (text + "\n").encode("utf-8", "replace"))
             else:
                 sys.__stdout__.write(text + "\n")
@@ -82,6 +86,13 @@ class Console:
         if not raw.strip() or self._log.closed:
             return
         own = own_line(raw)
+        if own is None and self._continues and raw[:1] in (" ", "\t"):
+            own = raw.rstrip()  # the indented list under an own line ending in ":"
+        elif own is None:
+            self._continues = False
+        else:
+            self._continues = own.endswith(":")
+            self._continues_err = own.startswith("error: ")
         if self.verbose and self._term >= 0:
             with self._lock:
                 self._log.write(raw + "\n")

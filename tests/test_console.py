@@ -117,3 +117,16 @@ def test_uncaught_error_is_one_line_with_traceback_in_log(tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
     text = _log_path(proc.stdout, "tune").read_text()
     assert "Traceback" in text and "in deep" in text
+
+
+def test_an_error_with_an_indented_list_reaches_the_console_whole(tmp_path, capfd):
+    with console.capture("train", tmp_path):
+        print("error: 2 invalid row(s); fix them or use --on-invalid skip:", file=sys.stderr)
+        print("  data.jsonl:2: not valid JSON", file=sys.stderr)
+        print("  data.jsonl:3: 'note' must be a string", file=sys.stderr)
+        print("  an unrelated indented library line")  # after a non-own line: hidden
+        print(NOISE[0])
+        print("    also hidden")
+    err = capfd.readouterr().err
+    assert "  data.jsonl:2: not valid JSON" in err and "data.jsonl:3: 'note'" in err
+    assert "also hidden" not in err
