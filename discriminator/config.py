@@ -443,7 +443,8 @@ class ScoringSection:
     max_batch_size: int = 64
     """Most notes per forward pass."""
     rows_per_call: int = 256
-    """Rows handed to one scorer call; sorted by length and split by `batch_tokens` inside."""
+    """Rows sorted by length and bucketed together (split by `batch_tokens`) inside one scorer
+    call; a call gets one chunk (`io.chunk_rows` rows)."""
     merge: bool = True
     """Merge the adapter into unquantized base weights (faster); a 4-bit base stays unmerged."""
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
