@@ -474,7 +474,7 @@ def test_smoke_training_then_scoring_under_slurm(job_env, tmp_path, synth_record
     ]  # fmt: skip
     rc, out = submit_and_wait(train, env=env, out_dir=tmp_path, timeout=600, resources=WHOLE_NODE)
     assert rc == 0, out[-4000:]
-    assert "from rank 1" in out  # both Ray Train workers ran inside the allocation
+    assert "[train] worker rank 1 of 2 on host" in out  # both workers ran in the allocation
     assert (adapter / "adapter_model.safetensors").is_file()
     assert json.loads((adapter / "metrics.json").read_text())["global_step"] == 4
     _assert_job_cleaned_up(_job_id(out), tmp_path)
