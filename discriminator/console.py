@@ -207,24 +207,6 @@ class _TagHandler(logging.Handler):
             self.handleError(record)
 
 
-def tag_worker_logs(job: str) -> None:
-    """In a Ray worker: print the `discriminator` loggers' records as `[job] ...` lines, which
-    the driver's console shows (idempotent)."""
-    logger = logging.getLogger("discriminator")
-    if not any(isinstance(h, _PrintHandler) for h in logger.handlers):
-        logger.addHandler(_PrintHandler(job))
-        logger.setLevel(logging.INFO)
-
-
-class _PrintHandler(logging.Handler):
-    def __init__(self, job: str):
-        super().__init__(logging.WARNING)
-        self.job = job
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"[{self.job}] {record.levelname.lower()}: {record.getMessage()}", flush=True)
-
-
 def local_log_dir(where: str | os.PathLike | None, fallback: str = "runs/logs") -> Path:
     """`where` when it is a local folder path, else `fallback` (a URI has no local folder)."""
     if where and "://" not in str(where):
