@@ -69,8 +69,9 @@ class PeakRSS:
     def __init__(self, marker: str):
         self.marker, self.peak, self._stop = marker.encode(), 0, threading.Event()
 
-    def _sample(self) -> int:
-        total = 0
+    def _split(self) -> tuple[int, int]:
+        """(RSS of this process, RSS of the processes naming the marker), in bytes."""
+        me = others = 0
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -80,15 +81,19 @@ class PeakRSS:
                     continue
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                        rss = int(line.split()[1]) * 1024
+                        me, others = (me + rss, others) if mine else (me, others + rss)
             except OSError:
                 continue
-        return total
+        return me, others
+
+    def _record(self) -> None:
+        self.peak = max(self.peak, sum(self._split()))
 
     def __enter__(self) -> PeakRSS:
         def loop() -> None:
             while not self._stop.is_set():
-                self.peak = max(self.peak, self._sample())
+                self._record()
                 self._stop.wait(0.2)
 
         self._thread = threading.Thread(target=loop, daemon=True)

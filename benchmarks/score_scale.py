@@ -53,6 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 from benchmarks import archive
+from benchmarks.score_cpu import PeakRSS
 from discriminator import scoring
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,49 +84,17 @@ class StandInScorer(scoring.Scorer):
         return ["good"] * len(seqs)
 
 
-class Peak:
+class Peak(PeakRSS):
     """Peak RSS of this process and, separately, of every process whose command line names
     `marker` (the local Ray instance's temp dir), sampled every 0.2 s."""
 
     def __init__(self, marker: str):
-        self.marker = marker.encode()
+        super().__init__(marker)
         self.driver = self.workers = 0
-        self._stop = threading.Event()
 
-    @staticmethod
-    def _rss(pid: str) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    def _sample(self) -> None:
-        me, others = str(os.getpid()), 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                if pid == me:
-                    self.driver = max(self.driver, self._rss(pid))
-                elif self.marker in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    others += self._rss(pid)
-            except OSError:
-                continue
-        self.workers = max(self.workers, others)
-
-    def __enter__(self) -> Peak:
-        def loop() -> None:
-            while not self._stop.is_set():
-                self._sample()
-                self._stop.wait(0.2)
-
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _record(self) -> None:
+        driver, workers = self._split()
+        self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
 
 
 class ProgressTimes(logging.Handler):
