@@ -63,6 +63,22 @@ def test_shellcheck_clean(request):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_no_early_exiting_grep_at_the_end_of_a_pipe_under_pipefail():
+    """`cmd | grep -q X` under `set -o pipefail`: grep -q exits at the first match, cmd may then
+    die of SIGPIPE, and the pipeline reports failure although X was there (this made
+    setup.sh --two-node add an address the bridge already had, and fail, on a CI run)."""
+    pipe_grep_q = re.compile(r"\|\s*grep\s+-[a-zA-Z]*q")
+    found = []
+    for path in SHELL_SCRIPTS:
+        text = path.read_text()
+        if "pipefail" not in text:
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.lstrip().startswith("#") and pipe_grep_q.search(line):
+                found.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not found, "grep -q at the end of a pipe under pipefail:\n" + "\n".join(found)
+
+
 def test_scripts_have_usage_headers():
     for path in SHELL_SCRIPTS:
         head = path.read_text().splitlines()[:12]

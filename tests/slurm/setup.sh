@@ -235,7 +235,10 @@ if [[ "$MODE" == two ]]; then
         ip link add "$BRIDGE" type bridge
         started "bridge $BRIDGE"
     fi
-    ip addr show dev "$BRIDGE" | grep -qF " $SUBNET.1/24" || ip addr add "$SUBNET.1/24" dev "$BRIDGE"
+    # Not `ip addr show | grep -q` under pipefail: grep -q exits at the first match, `ip` may then
+    # die of SIGPIPE, and the pipeline "fails" although the address is there.
+    bridge_addrs=$(ip -4 addr show dev "$BRIDGE")
+    [[ "$bridge_addrs" == *" $SUBNET.1/24"* ]] || ip addr add "$SUBNET.1/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     i=0
     for node in "${TWO_NODES[@]}"; do
