@@ -16,8 +16,10 @@ words, the realistic profile's length, half JSONL and half parquet files, two ba
      object-store spill, files and parts written, rows in vs out;
   3. the tiny model on `--tiny-notes` notes: Ray Data (`run_scoring`, one scorer actor) against the
      in-process loop (`Scorer.score_notes`, the same notes, one CPU's torch threads as the actor
-     gets; both timed from the start, model load included, Ray's own start-up excluded), the time to the first part file against the time one chunk takes, and the longest gap
-     between the progress lines the job shows;
+     gets; both timed from the start, model load included, Ray's own start-up excluded), the time
+     to the first part file (from the job's start, and from the end of the first scorer actor's
+     start-up: process, imports, model load) against the time one actor takes to score one chunk
+     once loaded, and the longest gap between the progress lines the job shows;
   4. resume at scale: a stand-in run on the whole archive interrupted halfway (SIGINT, then SIGKILL
      of the driver process), then re-run: rows out, duplicates, parts written twice, the re-run's
      planning time.
@@ -59,6 +61,20 @@ from discriminator import scoring
 REPO = Path(__file__).resolve().parents[1]
 
 
+def mark_ready(output: str) -> None:
+    """Note (beside the output) the wall-clock time a scorer actor finished its start-up."""
+    with open(f"{output}.ready", "a") as fh:
+        fh.write(f"{time.time()}\n")
+
+
+class TimedScorer(scoring.Scorer):
+    """The real scorer, noting when its start-up (process, imports, model load) is done."""
+
+    def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
+        super().__init__(cfg, tokenizer, progress)
+        mark_ready(self.cfg.io.output)
+
+
 class StandInScorer(scoring.Scorer):
     """The scorer actor with a constant-time forward: everything around the model stays real
     (batching, bucketing, rows, statuses); every note gets the same logits (p_error 0.1)."""
@@ -76,6 +92,7 @@ class StandInScorer(scoring.Scorer):
         vocab = len(self.tok)
         self._row = np.full(vocab, -10.0, dtype=np.float32)
         self._row[self.good_id] = np.log(0.9) + 10.0  # P(good) ~ 0.9 after the softmax
+        mark_ready(self.cfg.io.output)
 
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:
         return np.broadcast_to(self._row, (len(seqs), self._row.shape[0]))
@@ -146,7 +163,7 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
     logging.getLogger("discriminator").addHandler(progress)
     logging.getLogger("discriminator").setLevel(logging.INFO)
     stop, box = threading.Event(), {}
-    t0 = time.monotonic()
+    t0, t0_wall = time.monotonic(), time.time()
     watcher = threading.Thread(
         target=first_part_time, args=(Path(cfg.io.output), t0, stop, box), daemon=True
     )
@@ -161,6 +178,9 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
     out = Path(cfg.io.output)
     rows_out = manifest["rows"]
     gaps = np.diff([t0, *progress.times]) if progress.times else np.array([wall])
+    ready_file = Path(f"{cfg.io.output}.ready")
+    ready = [float(x) for x in ready_file.read_text().split()] if ready_file.exists() else []
+    ready_s = round(min(ready) - t0_wall, 2) if ready else None
     result = {
         "wall_s": round(wall, 2),
         "notes_per_s": round(rows_out / wall, 1),
@@ -175,6 +195,13 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
         "workers_peak_rss_mb": round(peak.workers / 2**20, 1),
         "object_store_spilled_mb": spilled_mb(),
         "first_part_s": box.get("first_part_s"),
+        # from the first scorer actor's end of start-up (process, imports, model load)
+        "scorer_ready_s": ready_s,
+        "first_part_after_ready_s": (
+            round(box["first_part_s"] - ready_s, 2)
+            if ready_s is not None and "first_part_s" in box
+            else None
+        ),
         "progress_lines": len(progress.times),
         "longest_progress_gap_s": round(float(gaps.max()), 2),
     }
@@ -379,12 +406,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg = score_cfg(tiny_files["files"], work / "tiny-out", model, chunk,
                             scoring__generate="never")  # fmt: skip
             print(f"tiny model, Ray Data, {n} notes ...", flush=True)
-            rd = run_pipeline(cfg, ray_tmp, scoring.Scorer, n)
+            rd = run_pipeline(cfg, ray_tmp, TimedScorer, n)
             ray.shutdown()
             print(f"tiny model, in-process, {n} notes ...", flush=True)
             ip = in_process(cfg, notes)
             report["tiny"] = {"notes": n, "chunk_rows": chunk, "ray_data": rd, "in_process": ip,
-                              "one_chunk_s": round(chunk / ip["notes_per_s"], 2)}  # fmt: skip
+                              # one chunk scored by one actor once loaded (what the
+                              # in-process loop, given the actor's CPUs, takes per chunk)
+                              "one_chunk_s": round(chunk / ip["notes_per_s_after_load"], 2)}  # fmt: skip
             report.update(
                 ray_data_notes_per_s=rd["notes_per_s"],
                 in_process_notes_per_s=ip["notes_per_s"],

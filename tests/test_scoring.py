@@ -297,6 +297,80 @@ def test_failed_batch_retries_rows_and_marks_only_the_bad_one(
             assert a["p_error"] == pytest.approx(b["p_error"], rel=1e-6)
 
 
+ODD_NOTES = ["  leading space", "trailing \n\n", "<|eot_id|> a special token inside",
+             "\n\nnewlines first", "é unicode 💊", "", " ", "word " * 4000]  # fmt: skip
+
+
+def test_fit_prompts_reuses_the_prompt_head_and_gives_the_ids_of_whole_tokenization(
+    tiny_model_dir,
+):
+    """The template's fixed head is tokenized once per tokenizer; every prompt's ids are still
+    exactly those of tokenizing it whole (`fit_prompt`), fitted or cut to the budget."""
+    from discriminator.modeling import load_tokenizer
+    from discriminator.scoring import prepare
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    notes = make_notes(40, seed=7, words=(50, 400)) + ODD_NOTES
+    for budget in (3072, 300):
+        got = scoring.fit_prompts(tok, notes, budget)
+        assert got == [scoring.fit_prompt(tok, n, budget) for n in notes]
+    head = prepare._head(tok)
+    assert len(head.ids) > 100, "the system prompt should be in the reused head"
+    assert head.text.endswith("<|end_header_id|>")
+    assert head.checked == prepare._Head.CHECK_NOTES  # checked on the first notes, then trusted
+
+
+def test_prompt_head_is_turned_off_when_the_tokenizer_merges_across_it(tiny_model_dir, caplog):
+    from discriminator.modeling import load_tokenizer
+    from discriminator.prompt import render_prompt
+    from discriminator.scoring import prepare
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    head = prepare._Head(tok)
+    full = render_prompt(tok, "A")
+    cut = full.index("clinical") + 3  # inside a word: its tokens merge across the cut
+    head.text = full[:cut]
+    head.ids = list(tok(head.text, add_special_tokens=False)["input_ids"])
+    notes = make_notes(3, seed=8)
+    rendered = [render_prompt(tok, n) for n in notes]
+    with caplog.at_level("WARNING", logger="discriminator.scoring.prepare"):
+        got = head.encode(tok, rendered)
+    assert got == [list(x) for x in tok(rendered, add_special_tokens=False)["input_ids"]]
+    assert head.text == "" and "prompt prefix reuse disabled" in caplog.text
+
+
+def test_scorer_counts_progress_in_few_calls_and_loses_none(
+    ray_local, tiny_model_dir, adapter_dir, tmp_path
+):
+    """The progress counter gets every scored row, but not one remote call per bucket."""
+    import ray
+
+    cfg = smoke_cfg(tiny_model_dir, adapter_dir, [], tmp_path / "o", scoring__generate="never",
+                    scoring__max_batch_size=1)  # fmt: skip
+    counter = scoring.write.progress_counter()
+    scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg), progress=counter)
+    rows = []
+    for i, note in enumerate(make_notes(6, seed=4)):
+        ids, trunc = scoring.fit_prompt(scorer.tok, note, cfg.scoring.max_prompt_tokens)
+        rows.append({"_part": "p", "_row": i + 1, "note_id": f"n{i}", "status": "pending",
+                     "error": None, "input_ids": ids, "n_tokens": len(ids), "truncated": trunc,
+                     "note": None})  # fmt: skip
+    scorer(pa.Table.from_pylist(rows, schema=scoring.PREP_SCHEMA))  # 6 buckets of one row
+    assert ray.get(counter.get.remote()) == 6  # flushed at the end of the chunk
+
+    scorer.REPORT_EVERY_S = float("inf")
+    scorer._reported_at = 0.0
+    for _ in range(50):
+        scorer._count(1)
+    assert ray.get(counter.get.remote()) == 6  # nothing sent between reports
+    scorer._count(0, flush=True)
+    assert ray.get(counter.get.remote()) == 56
+
+    scorer.REPORT_EVERY_S = 0.0  # due every time: each count goes out at once
+    scorer._count(3)
+    assert ray.get(counter.get.remote()) == 59
+
+
 # ---------------------------------------------------------------------------------------------
 # The Ray Data job
 
