@@ -68,11 +68,35 @@ def mark_ready(output: str) -> None:
 
 
 class TimedScorer(scoring.Scorer):
-    """The real scorer, noting when its start-up (process, imports, model load) is done."""
+    """The real scorer, noting when its start-up (process, imports, model load) is done and
+    when each call (one chunk: its preparation ran just before, in the same actor) starts and
+    ends."""
 
     def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
         super().__init__(cfg, tokenizer, progress)
         mark_ready(self.cfg.io.output)
+
+    def __call__(self, batch: Any) -> Any:
+        t0 = time.time()
+        out = super().__call__(batch)
+        with open(f"{self.cfg.io.output}.calls", "a") as fh:
+            fh.write(f"{t0} {time.time()}\n")
+        return out
+
+
+def call_times(output: str, t0_wall: float) -> dict[str, Any]:
+    """What `TimedScorer` noted: the first call's start and end from the job's start, and the
+    median call (one chunk scored by one actor, in the job itself)."""
+    path = Path(f"{output}.calls")
+    if not path.exists():
+        return {}
+    calls = sorted(tuple(map(float, line.split())) for line in path.read_text().splitlines())
+    return {
+        "first_call_start_s": round(calls[0][0] - t0_wall, 2),
+        "first_call_end_s": round(calls[0][1] - t0_wall, 2),
+        "chunk_call_median_s": round(float(np.median([b - a for a, b in calls])), 2),
+        "chunk_calls": len(calls),
+    }
 
 
 class StandInScorer(scoring.Scorer):
@@ -202,6 +226,7 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
             if ready_s is not None and "first_part_s" in box
             else None
         ),
+        **call_times(cfg.io.output, t0_wall),
         "progress_lines": len(progress.times),
         "longest_progress_gap_s": round(float(gaps.max()), 2),
     }
@@ -287,7 +312,8 @@ def resume_at_scale(inputs: list[str], model: str, chunk_rows: int, out: Path, r
         "rows_in": rows_in,
         "unique_ids": len(set(ids)),
         "parts_rewritten": rewritten,
-        "rerun_wall_s": round(wall, 1),
+        "rerun_wall_s": round(wall, 1),  # the whole process: Python, imports, Ray's start
+        "rerun_job": json.loads(rerun.stdout.strip().splitlines()[-1])["this_run"],
         "rerun_planning_s": t_plan,
     }
 
@@ -304,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per stand-in actor")
     ap.add_argument("--data", default="/tmp/score-scale", help="where the archive is made once")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_scale.json"))
-    ap.add_argument("--skip", nargs="*", default=[], choices=["tiny", "resume"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "tiny", "resume"],
+                    help="parts not to run; their figures in --out are kept")  # fmt: skip
     ap.add_argument("--note", default=None, help="conditions to record with the figures")
     args = ap.parse_args(argv)
 
@@ -340,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         "note": args.note,
     }  # fmt: skip
     out_path = Path(args.out)
+    if args.skip and out_path.exists():  # a partial run keeps the figures of the parts it skips
+        report = {**json.loads(out_path.read_text()), **report}
 
     def save() -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -358,39 +387,42 @@ def main(argv: list[str] | None = None) -> int:
         # 2. the pipeline's own capacity (stand-in forward)
         import pyarrow.parquet as pq
 
-        rows_small = 0
-        for f in small:
-            if f.endswith(".parquet"):
-                rows_small += pq.ParquetFile(f).metadata.num_rows
-            else:
-                rows_small += sum(1 for line in Path(f).read_bytes().split(b"\n") if line.strip())
-        print(f"stand-in pipeline, {len(small)} files ...", flush=True)
-        stand_in = {"scoring__max_prompt_tokens": args.max_prompt_tokens,
-                    "resources__num_actors": args.actors,
-                    "resources__cpus_per_actor": args.cpus_per_actor}  # fmt: skip
-        report["stand_in_settings"] = stand_in
-        r10 = run_pipeline(
-            score_cfg(small, work / "s10k", model, args.chunk_rows, **stand_in), ray_tmp,
-            StandInScorer, rows_small,
-        )  # fmt: skip
-        report["stand_in_10k"] = r10
-        report["driver_peak_rss_mb_10k"] = r10["driver_peak_rss_mb"]
-        save()
-        print(f"stand-in pipeline, {len(files)} files ...", flush=True)
-        r100 = run_pipeline(
-            score_cfg(files, work / "s100k", model, args.chunk_rows, **stand_in), ray_tmp,
-            StandInScorer, info["rows_in"],
-        )  # fmt: skip
-        report["stand_in_100k"] = r100
-        report.update(
-            pipeline_notes_per_s=r100["notes_per_s"],
-            driver_peak_rss_mb_100k=r100["driver_peak_rss_mb"],
-            rows_in=info["rows_in"],
-            rows_out=r100["rows_out"],
-        )
-        save()
-        shutil.rmtree(work / "s10k", ignore_errors=True)
-        shutil.rmtree(work / "s100k", ignore_errors=True)
+        if "stand-in" not in args.skip:
+            rows_small = 0
+            for f in small:
+                if f.endswith(".parquet"):
+                    rows_small += pq.ParquetFile(f).metadata.num_rows
+                else:
+                    rows_small += sum(
+                        1 for line in Path(f).read_bytes().split(b"\n") if line.strip()
+                    )
+            print(f"stand-in pipeline, {len(small)} files ...", flush=True)
+            stand_in = {"scoring__max_prompt_tokens": args.max_prompt_tokens,
+                        "resources__num_actors": args.actors,
+                        "resources__cpus_per_actor": args.cpus_per_actor}  # fmt: skip
+            report["stand_in_settings"] = stand_in
+            r10 = run_pipeline(
+                score_cfg(small, work / "s10k", model, args.chunk_rows, **stand_in), ray_tmp,
+                StandInScorer, rows_small,
+            )  # fmt: skip
+            report["stand_in_10k"] = r10
+            report["driver_peak_rss_mb_10k"] = r10["driver_peak_rss_mb"]
+            save()
+            print(f"stand-in pipeline, {len(files)} files ...", flush=True)
+            r100 = run_pipeline(
+                score_cfg(files, work / "s100k", model, args.chunk_rows, **stand_in), ray_tmp,
+                StandInScorer, info["rows_in"],
+            )  # fmt: skip
+            report["stand_in_100k"] = r100
+            report.update(
+                pipeline_notes_per_s=r100["notes_per_s"],
+                driver_peak_rss_mb_100k=r100["driver_peak_rss_mb"],
+                rows_in=info["rows_in"],
+                rows_out=r100["rows_out"],
+            )
+            save()
+            shutil.rmtree(work / "s10k", ignore_errors=True)
+            shutil.rmtree(work / "s100k", ignore_errors=True)
         # 3. the tiny model: Ray Data vs the in-process loop, the same notes
         if "tiny" not in args.skip:
             n = args.tiny_notes

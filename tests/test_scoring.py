@@ -678,6 +678,36 @@ def test_many_files_both_formats_one_row_per_input(ray_local, tiny_model_dir, tm
     assert good == {f"a{f}-{k}" for f in range(8) for k in range(15)}
 
 
+def test_each_part_is_written_as_its_chunk_is_scored_not_a_chunk_later(
+    ray_local, tiny_model_dir, tmp_path
+):
+    """Rows stream to parquet chunk by chunk: the first part is on disk before the scorer has
+    finished the second chunk (Ray Data's default prefetch held every chunk back until the next
+    one arrived)."""
+    import ray.cloudpickle
+
+    import benchmarks.score_scale
+    from benchmarks.archive import write_archive
+    from benchmarks.score_scale import TimedScorer
+
+    write_archive(tmp_path / "in", 72, 1, words=(60, 80), bad_per_file=0)
+    cfg = load_config(
+        ScoreConfig,
+        REPO / "ray_jobs/configs/smoke_score.yaml",
+        [f"model.name_or_path={tiny_model_dir}", "io.chunk_rows=24", "scoring.generate=never"],
+    )
+    cfg.io.input, cfg.io.output = [str(tmp_path / "in")], str(tmp_path / "out")
+    ray.cloudpickle.register_pickle_by_value(benchmarks.score_scale)
+    scoring.run_scoring(cfg, scorer=TimedScorer)
+    calls = sorted(
+        tuple(map(float, line.split()))
+        for line in Path(f"{cfg.io.output}.calls").read_text().splitlines()
+    )
+    parts = sorted(p.stat().st_mtime for p in (tmp_path / "out").glob("part-*.parquet"))
+    assert len(calls) == len(parts) >= 3
+    assert parts[0] < calls[1][1], f"first part at {parts[0]}, calls {calls}"
+
+
 @pytest.mark.slow
 def test_interrupted_then_killed_driver_resumes_to_one_row_per_input(tiny_model_dir, tmp_path):
     from benchmarks.archive import write_archive

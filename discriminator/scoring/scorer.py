@@ -20,7 +20,7 @@ from discriminator.prompt import (
     first_token_ids,
     parse_reason,
 )
-from discriminator.scoring.prepare import fit_prompts
+from discriminator.scoring.prepare import _head, _tokenizer, fit_prompts
 from discriminator.scoring.schema import SCORED_SCHEMA, ScoreError, scrub_error
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class Scorer:
         import torch
         from transformers import GenerationConfig
 
-        from discriminator.modeling import load_base_model, load_tokenizer
+        from discriminator.modeling import load_base_model
 
         self.cfg = c = from_dict(ScoreConfig, cfg)
         self.progress = progress  # an actor counting scored rows for the driver's progress
@@ -157,7 +157,11 @@ class Scorer:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         on_gpu = self.device.type == "cuda"
         dtype = _resolve_dtype(c, on_gpu)
-        self.tok = load_tokenizer(tokenizer)
+        # The one the preparation step uses (cached per process): when Ray Data runs it in this
+        # actor, the tokenizer is loaded and its prompt head tokenized once, here, not on the
+        # first chunk.
+        self.tok = _tokenizer(tokenizer)
+        _head(self.tok)
         model = load_base_model(c.model, device_map={"": 0} if on_gpu else None, dtype=dtype)
         if c.adapter:
             from peft import PeftModel

@@ -213,7 +213,10 @@ def _collect(
     written = 0
     progress = _Progress(sum(expected.values()), len(expected), counter)
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        # prefetch_batches=0: with Ray Data's default (1) a chunk's rows are handed over only
+        # once the next chunk has arrived, so every part was written one chunk late (measured:
+        # 2.7 s after its scorer call ended, against 0.15 s now).
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
             progress.rows(batch.num_rows)
             for row in batch.to_pylist():
                 pending.setdefault(row["_part"], []).append(row)
