@@ -84,14 +84,18 @@ class TimedScorer(scoring.Scorer):
         return out
 
 
-def call_times(output: str, t0_wall: float) -> dict[str, Any]:
-    """What `TimedScorer` noted: the first call's start and end from the job's start, and the
-    median call (one chunk scored by one actor, in the job itself)."""
-    path = Path(f"{output}.calls")
-    if not path.exists():
-        return {}
-    calls = sorted(tuple(map(float, line.split())) for line in path.read_text().splitlines())
+def actor_times(output: str, t0_wall: float) -> dict[str, Any]:
+    """What the scorer actors noted, from the job's start: the first one's end of start-up
+    (`mark_ready`), and with `TimedScorer` the first call's start and end and the median call
+    (one chunk scored by one actor, in the job itself)."""
+    ready_file, calls_file = Path(f"{output}.ready"), Path(f"{output}.calls")
+    ready = [float(x) for x in ready_file.read_text().split()] if ready_file.exists() else []
+    times: dict[str, Any] = {"scorer_ready_s": round(min(ready) - t0_wall, 2) if ready else None}
+    if not calls_file.exists():
+        return times
+    calls = sorted(tuple(map(float, line.split())) for line in calls_file.read_text().splitlines())
     return {
+        **times,
         "first_call_start_s": round(calls[0][0] - t0_wall, 2),
         "first_call_end_s": round(calls[0][1] - t0_wall, 2),
         "chunk_call_median_s": round(float(np.median([b - a for a, b in calls])), 2),
@@ -202,9 +206,8 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
     out = Path(cfg.io.output)
     rows_out = manifest["rows"]
     gaps = np.diff([t0, *progress.times]) if progress.times else np.array([wall])
-    ready_file = Path(f"{cfg.io.output}.ready")
-    ready = [float(x) for x in ready_file.read_text().split()] if ready_file.exists() else []
-    ready_s = round(min(ready) - t0_wall, 2) if ready else None
+    times = actor_times(cfg.io.output, t0_wall)
+    ready_s = times.pop("scorer_ready_s")
     result = {
         "wall_s": round(wall, 2),
         "notes_per_s": round(rows_out / wall, 1),
@@ -226,7 +229,7 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
             if ready_s is not None and "first_part_s" in box
             else None
         ),
-        **call_times(cfg.io.output, t0_wall),
+        **times,
         "progress_lines": len(progress.times),
         "longest_progress_gap_s": round(float(gaps.max()), 2),
     }

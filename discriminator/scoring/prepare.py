@@ -123,16 +123,22 @@ def fit_prompt(tokenizer: Any, note: str, max_prompt_tokens: int) -> tuple[list[
         budget -= len(ids) - max_prompt_tokens
 
 
-_TEMPLATE: dict[int, tuple[Any, list[int], int]] = {}  # id(tokenizer) -> (it, prefix, overhead)
+def _once(table: dict[int, tuple[Any, Any]], tokenizer: Any, make: Any) -> Any:
+    """`make(tokenizer)`, computed once per tokenizer object (keyed by id, checked by identity,
+    so a new tokenizer at a reused id is not given another's value)."""
+    hit = table.get(id(tokenizer))
+    if hit is None or hit[0] is not tokenizer:
+        hit = (tokenizer, make(tokenizer))
+        table[id(tokenizer)] = hit
+    return hit[1]
+
+
+_TEMPLATE: dict[int, tuple[Any, tuple[list[int], int]]] = {}  # id -> (it, (prefix, overhead))
 
 
 def _template(tokenizer: Any) -> tuple[list[int], int]:
     """(answer prefix ids, template overhead) of a tokenizer, computed once."""
-    hit = _TEMPLATE.get(id(tokenizer))
-    if hit is None or hit[0] is not tokenizer:
-        hit = (tokenizer, answer_ids(tokenizer)[0], prompt_overhead(tokenizer))
-        _TEMPLATE[id(tokenizer)] = hit
-    return hit[1], hit[2]
+    return _once(_TEMPLATE, tokenizer, lambda t: (answer_ids(t)[0], prompt_overhead(t)))
 
 
 class _Head:
@@ -187,11 +193,7 @@ _HEADS: dict[int, tuple[Any, _Head]] = {}  # id(tokenizer) -> (it, its head)
 
 
 def _head(tokenizer: Any) -> _Head:
-    hit = _HEADS.get(id(tokenizer))
-    if hit is None or hit[0] is not tokenizer:
-        hit = (tokenizer, _Head(tokenizer))
-        _HEADS[id(tokenizer)] = hit
-    return hit[1]
+    return _once(_HEADS, tokenizer, _Head)
 
 
 def fit_prompts(
