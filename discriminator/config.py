@@ -412,13 +412,17 @@ class EvalConfig:
 @dataclass
 class ScoreIOSection:
     input: list[str] = field(default_factory=list)
-    """Input files, folders or globs (JSONL or parquet); local paths or URIs (file://, s3://)."""
+    """Input files, folders or globs: JSONL, CSV, TSV (plain, .gz or .zst) or parquet; local
+    paths or URIs (file://, s3://)."""
     output: str = "runs/scores"
     """Output directory: parquet parts + _manifest.json. Re-running into it resumes."""
     text_column: str = "note"
     """Column (JSONL key) holding the note text."""
     id_column: str = "id"
-    """Column holding the note id; rows without one get `<file name>:<line or row>`."""
+    """Column holding the note id; rows without one get `<file>:<line or row>`, the file's path
+    relative to the input root it was found under (`2019/notes.jsonl:5`)."""
+    keep_columns: list[str] = field(default_factory=list)
+    """Input columns copied into the output as text (e.g. subject_id, hadm_id, charttime)."""
     keep_text: bool = False
     """Copy the note text into the output (`note` column). Off by default: notes are PHI."""
     chunk_rows: int = 1024
@@ -426,6 +430,9 @@ class ScoreIOSection:
     retry_failed: bool = False
     """Re-score the rows of an existing output whose status is `failed`, in place (one row per
     input is kept); missing chunks are scored as on any resume."""
+    update: bool = False
+    """Score what is new since the last run into this output: new files and rows appended to
+    grown files. Without it, a re-run continues only over exactly the same inputs."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Read and validate note records (JSONL or parquet).
+"""Read and validate note records (JSONL, CSV, TSV, plain or .gz/.zst, or parquet).
 
 A record is `{"note": str, "reason": str}` plus optional `id`, `category` and any metadata.
 Empty, whitespace-only, null or missing `reason` means "good". A line that is not a JSON object,
@@ -10,16 +10,18 @@ lengths and hashes.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from discriminator import sources
 from discriminator.prompt import category_of, normalize_reason
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+# the note's id when it has none: its file (relative to the input root) and record number
+derive_note_id = sources.derive_note_id
 
 
 class DataError(ValueError):
@@ -57,11 +59,6 @@ class ReadResult:
     duplicates: list[tuple[str, str]]  # (later position, first position) of identical notes
     rows_seen: int
     blank_lines: int = 0
-
-
-def derive_note_id(source: str, line: int) -> str:
-    """A stable id for a row without an id column: the source file's name and its line."""
-    return f"{Path(source).name}:{line}"
 
 
 def note_hash(note: str) -> str:
@@ -106,10 +103,14 @@ def _unpaired_surrogate(text: str | None) -> int:
     return 0
 
 
-def _make_record(obj: dict[str, Any], source: str, line: int) -> Record:
+def _file_problem(message: str) -> str:
+    return "file not found" if message.startswith("input not found") else message
+
+
+def _make_record(obj: dict[str, Any], source: str, rel: str, line: int) -> Record:
     reason = normalize_reason(obj.get("reason"))
     rid = obj.get("id")
-    rid = str(rid) if rid is not None and str(rid).strip() else derive_note_id(source, line)
+    rid = str(rid) if rid is not None and str(rid).strip() else derive_note_id(rel, line)
     meta = {k: v for k, v in obj.items() if k not in ("note", "reason", "id")}
     cat = obj.get("category")
     category = cat if isinstance(cat, str) and cat else category_of(reason)
@@ -121,63 +122,33 @@ def _make_record(obj: dict[str, Any], source: str, line: int) -> Record:
 def iter_jsonl_rows(path: str | Path) -> Any:
     """Yield (line_no, obj | None, problem | None) for every line of a JSONL file; a blank line
     gives (line_no, None, None)."""
-    with open(path, "rb") as fh:
-        for i, raw in enumerate(fh, start=1):
-            if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield i, None, f"invalid UTF-8 at byte {e.start}"
-                continue
-            if not text.strip():
-                yield i, None, None  # blank line
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield i, None, f"not valid JSON ({e.msg} at column {e.colno})"
-                continue
-            except RecursionError:
-                yield i, None, "not valid JSON (nested too deeply)"
-                continue
-            if obj is None:  # JSON `null` is a row (invalid), not a blank line
-                yield i, None, check_row(obj)
-                continue
-            yield i, obj, None
-
-
-def _read_parquet_rows(path: Path) -> tuple[list[tuple[int, Any]], list[Problem]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # corrupted or not parquet
-        return [], [Problem(str(path), 0, f"cannot read parquet: {type(e).__name__}")]
-    if "note" not in table.column_names:
-        cols = ", ".join(table.column_names) or "none"
-        return [], [Problem(str(path), 0, f"missing column 'note' (columns: {cols})")]
-    return list(enumerate(table.to_pylist(), start=1)), []
-
-
-def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files, folders (their .jsonl/.json/.parquet files, sorted) and globs."""
-    import glob
-
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out += sorted(
-                f
-                for f in p.rglob("*")
-                if f.suffix in JSONL_SUFFIXES + PARQUET_SUFFIXES and f.is_file()
-            )
-        elif any(ch in str(p) for ch in "*?["):
-            out += sorted(Path(f) for f in glob.glob(str(p), recursive=True))
+    f = sources.expand_inputs([str(path)])[0]
+    for line, obj, problem in sources.iter_file(f):
+        if obj is sources.BLANK:
+            yield line, None, None
+        elif obj is None and problem is None:  # JSON `null` is a row (invalid), not a blank line
+            yield line, None, check_row(obj)
         else:
-            out.append(p)
-    return out
+            yield line, obj, problem
+
+
+def _columns(f: sources.InputFile) -> list[str] | None:
+    """A parquet file's columns or a CSV/TSV file's header; None for JSONL."""
+    if f.format == sources.PARQUET:
+        import pyarrow.parquet as pq
+
+        fs, path, _ = sources.filesystem(f.uri)
+        with fs.open_input_file(path) as fh:
+            return pq.ParquetFile(fh).schema_arrow.names
+    if f.format == sources.JSONL:
+        return None
+    scanner = sources.Scanner(f.format, 1)
+    with sources.open_stream(f.uri, f.compression) as fh:
+        while scanner.header is None and (block := fh.read(1 << 16)):
+            scanner.feed(block)
+        if scanner.header is None:
+            scanner.finish()
+    return scanner.header or []
 
 
 SYNTH_PREFIX = "synth:"
@@ -222,31 +193,32 @@ def read_records(paths: str | Path | list[str | Path]) -> ReadResult:
     rows = blanks = 0
     synth = [str(p) for p in paths if str(p).startswith(SYNTH_PREFIX)]
     files = [p for p in paths if not str(p).startswith(SYNTH_PREFIX)]
-    sources: list[tuple[str, list[tuple[int, Any, str | None]]]] = [
-        (spec, synth_rows(spec)) for spec in synth
+    inputs: list[tuple[str, str, list[tuple[int, Any, str | None]]]] = [
+        (spec, spec, synth_rows(spec)) for spec in synth
     ]
-    for path in expand_paths(files):
-        src = str(path)
-        if not path.exists():
-            problems.append(Problem(src, 0, "file not found"))
+    for spec in files:
+        try:
+            found = sources.expand_inputs([str(spec)])
+        except sources.SourceError as e:
+            problems.append(Problem(str(spec), 0, _file_problem(str(e))))
             continue
-        if path.suffix in PARQUET_SUFFIXES:
-            parquet_rows, file_problems = _read_parquet_rows(path)
-            problems += file_problems
-            items = [(i, obj, None) for i, obj in parquet_rows]
-        elif path.suffix in JSONL_SUFFIXES:
+        for f in found:
+            src = str(f)
             try:
-                items = list(iter_jsonl_rows(path))
-            except OSError as e:  # a folder named *.jsonl, no permission, I/O error
-                problems.append(Problem(src, 0, f"cannot read file: {type(e).__name__}"))
+                cols = _columns(f)
+                if cols is not None and "note" not in cols:
+                    listed = ", ".join(cols) or "none"
+                    problems.append(Problem(src, 0, f"missing column 'note' (columns: {listed})"))
+                    continue
+                items = list(sources.iter_file(f))
+            except (OSError, sources.SourceError, ValueError) as e:
+                what = "parquet" if f.format == sources.PARQUET else "file"
+                problems.append(Problem(src, 0, f"cannot read {what}: {type(e).__name__}"))
                 continue
-        else:
-            problems.append(Problem(src, 0, f"unsupported file type {path.suffix or '(none)'}"))
-            continue
-        sources.append((src, items))
-    for src, items in sources:
+            inputs.append((src, f.rel, items))
+    for src, rel, items in inputs:
         for line, obj, err in items:
-            if err is None and obj is None:
+            if obj is sources.BLANK:
                 blanks += 1
                 continue
             rows += 1
@@ -254,7 +226,7 @@ def read_records(paths: str | Path | list[str | Path]) -> ReadResult:
             if err:
                 problems.append(Problem(src, line, err))
                 continue
-            rec = _make_record(obj, src, line)
+            rec = _make_record(obj, src, rel, line)
             h = note_hash(rec.note)
             pos = f"{src}:{line}"
             if h in seen_hash:

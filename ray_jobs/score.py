@@ -2,9 +2,14 @@
 
     ray job submit --working-dir . -- python -m ray_jobs.score --adapter DIR --input PATH --output DIR
 
-PATH: JSONL or parquet files, folders or globs, local or URIs (file://, s3://, ...); several may be
-given. Every input row gives one output row (status ok / invalid_input / failed); re-running with
-the same --output finishes only the missing chunks; --retry-failed re-scores the failed rows.
+PATH: JSONL, CSV or TSV files (plain, .gz or .zst) or parquet; files, folders or globs, local or
+URIs (file://, s3://, ...); several may be given. Every input row gives one output row (status ok /
+invalid_input / failed) with its source file and row number. The manifest records every input
+file; re-running with the same --output finishes the missing chunks of the same inputs, --update
+also scores new files and rows appended since, --retry-failed re-scores the failed rows.
+MIMIC-IV-Note:
+    python -m ray_jobs.score --adapter A --input note/discharge.csv.gz --output O \\
+        --text-column text --id-column note_id --keep-columns subject_id,hadm_id
 The base model, its quantization and the prompt version come from the adapter's discriminator.json
 (set model.name_or_path only to point at a local copy of that base). CPU smoke run:
     python -m ray_jobs.score --config ray_jobs/configs/smoke_score.yaml --adapter A --input F --output O
@@ -35,19 +40,23 @@ from discriminator.runtime import private_dir
 
 FLAGS = {  # --flag: (config field, help)
     "adapter": ("adapter", "PEFT adapter directory (safetensors), e.g. the train job's output"),
-    "input": ("io.input", "JSONL/parquet files, folders or globs (local paths or URIs)"),
+    "input": ("io.input", "JSONL/CSV/TSV (.gz, .zst)/parquet files, folders or globs (paths or URIs)"),
     "output": ("io.output", "output directory; an existing one is resumed"),
     "text-column": ("io.text_column", "column with the note text (default: note)"),
-    "id-column": ("io.id_column", "column with the note id (default: id; else file:line)"),
+    "id-column": ("io.id_column", "column with the note id (default: id; else <file>:<row>)"),
     "generate": ("scoring.generate", "generate the reason for all / none / notes >= threshold"),
     "threshold": ("scoring.threshold", "verdict is error when p_error >= T (default 0.5)"),
     "keep-text": ("io.keep_text", "copy note text into the output (off: notes are PHI)"),
+    "keep-columns": ("io.keep_columns", "input columns copied into the output, e.g. a,b"),
     "retry-failed": ("io.retry_failed", "re-score rows whose status is failed, in place"),
+    "update": ("io.update", "score new files and appended rows into an existing --output"),
 }
 KWARGS: dict[str, dict] = {
     "input": {"nargs": "+"},
     "keep-text": {"action": "store_true", "default": None},
     "retry-failed": {"action": "store_true", "default": None},
+    "update": {"action": "store_true", "default": None},
+    "keep-columns": {"type": lambda v: [c.strip() for c in v.split(",") if c.strip()]},
     "generate": {"choices": ["always", "never", "threshold"]},
     "threshold": {"type": float},
 }
@@ -119,6 +128,7 @@ def _run(cfg: ScoreConfig) -> int:
     print(
         f"[score] {manifest['rows']:,} rows in {cfg.io.output} ("
         + ", ".join(f"{k} {v:,}" for k, v in c.items())
+        + (f"; {manifest['truncated']:,} cut to the prompt budget" if manifest["truncated"] else "")
         + f"); this run: {run['rows']:,} rows in {run['seconds']:,.0f}s"
         + (f", {run['notes_per_s']:.1f} notes/s" if run["notes_per_s"] else ""),
         flush=True,

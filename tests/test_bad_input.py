@@ -283,7 +283,7 @@ def corpus(tmp_path_factory) -> tuple[Path, dict]:
     expected["rows"].append(["big", "ok"])
     (d / "folder.jsonl").mkdir()
     (d / "folder.jsonl" / "inner.jsonl").write_text(json.dumps({"note": "inner " + CANARY}) + "\n")
-    expected["rows"].append(["inner.jsonl:1", "ok"])
+    expected["rows"].append(["folder.jsonl/inner.jsonl:1", "ok"])  # relative to the input root
     return d, expected
 
 

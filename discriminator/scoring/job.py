@@ -16,17 +16,18 @@ from discriminator.prompt import (
     PROMPT_VERSION,
     prompt_overhead,
 )
-from discriminator.scoring.plan import expand_inputs, plan_chunks
+from discriminator.scoring.plan import STAGING, chunks_of, expand_inputs, reconcile, stage
 from discriminator.scoring.prepare import _tokenizer, prepare_batch, tokenizer_path
-from discriminator.scoring.schema import MANIFEST, ScoreError
+from discriminator.scoring.schema import MANIFEST, OUTPUT_SCHEMA, ScoreError
 from discriminator.scoring.scorer import Scorer, check_adapter
 from discriminator.scoring.write import (
+    Output,
     _collect,
     _failed_rows,
-    _Output,
     progress_counter,
     read_output,
 )
+from discriminator.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +140,13 @@ def provenance(cfg: ScoreConfig) -> dict[str, Any]:
 def _identity(prov: dict[str, Any]) -> dict[str, Any]:
     """What must match for a re-run to continue an output directory."""
     c = prov["config"]
-    keep = ("text_column", "id_column", "keep_text", "chunk_rows")
+    keep = ("text_column", "id_column", "keep_text", "keep_columns", "chunk_rows")
     return {
         "base_model": prov["base_model"],
         "adapter_sha256": prov["adapter_sha256"],
         "prompt_version": prov["prompt_version"],
         "model": c["model"],
-        "io": {k: c["io"][k] for k in keep},
+        "io": {k: c["io"].get(k, []) for k in keep},
         "scoring": {
             k: v
             for k, v in c["scoring"].items()
@@ -177,9 +178,39 @@ def _resources(cfg: ScoreConfig) -> tuple[bool, int]:
     return use_gpu, n
 
 
+FORMAT = 2  # manifest layout: 2 records every input file (size, time, fingerprint, chunks)
+
+
+def _check_columns(cfg: ScoreConfig, entries: list[dict]) -> None:
+    """Columns a file's header or schema lacks: when no input has the text column the job stops
+    (naming the columns it has); otherwise such a file's rows are invalid and it is said once,
+    like a kept column a file lacks (its values are null)."""
+    io = cfg.io
+    reserved = set(OUTPUT_SCHEMA.names) | {"note"}
+    if clash := [k for k in io.keep_columns if k in reserved]:
+        raise ScoreError(
+            f"--keep-columns {', '.join(clash)}: the output already has such a column "
+            "(--keep-text copies the note text)"
+        )
+    known = [e for e in entries if e.get("header")]
+    lacking = [e for e in known if io.text_column not in e["header"]]
+    if lacking and len(lacking) == len(known) and len(known) == len(entries):
+        e = lacking[0]
+        raise ScoreError(
+            f"{e['source']} has no column {io.text_column!r} (its columns: "
+            f"{', '.join(e['header'])}); set --text-column"
+        )
+    for e in lacking:
+        log.warning("%s has no column %r: its rows are invalid_input", e["source"], io.text_column)
+    for e in known:
+        if missing := [k for k in io.keep_columns if k not in e["header"]]:
+            log.warning("%s has no column %s: kept as null", e["source"], ", ".join(missing))
+
+
 def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
-    """Score `cfg.io.input` into `cfg.io.output` (resuming); returns the manifest. `scorer` is the
-    actor class (a `Scorer`; benchmarks pass one whose forward is a stand-in)."""
+    """Score `cfg.io.input` into `cfg.io.output` (resuming; `io.update`: adding what is new);
+    returns the manifest. `scorer` is the actor class (a `Scorer`; benchmarks pass one whose
+    forward is a stand-in)."""
     import ray
 
     if not cfg.io.input:
@@ -193,12 +224,18 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             f"scoring.max_prompt_tokens={cfg.scoring.max_prompt_tokens} leaves no room for a "
             f"note (template + system prompt take {overhead} tokens)"
         )
-    out = _Output(cfg.io.output)
+    out = Output(cfg.io.output)
     previous = out.read_text(MANIFEST)
     names = out.names()
     done = {n.removesuffix(".parquet") for n in names if n.startswith("part-")}
+    old: dict[str, Any] | None = None
     if previous is not None:
         old = json.loads(previous)
+        if old.get("format") != FORMAT:
+            raise ScoreError(
+                f"{cfg.io.output} was written by an earlier version of the scorer (its manifest "
+                "records no input files); score into a new --output"
+            )
         if old.get("identity") != _identity(prov):
             diff = [k for k, v in _identity(prov).items() if old.get("identity", {}).get(k) != v]
             raise ScoreError(
@@ -210,8 +247,27 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     if stale := out.remove_stale_tmp():
         log.info("removed %d unfinished temporary file(s) from an interrupted run", stale)
 
-    files = expand_inputs(cfg.io.input)
-    chunks = plan_chunks(files, cfg.io.chunk_rows)
+    try:
+        files = expand_inputs(cfg.io.input)
+    except SourceError as e:
+        raise ScoreError(str(e)) from None
+    t_plan = time.monotonic()
+    entries, news = reconcile(
+        files,
+        old["inputs"] if old else None,
+        cfg.io.chunk_rows,
+        out,
+        cfg.io.update,
+        cfg.io.output,
+    )
+    _check_columns(cfg, entries)
+    chunks = chunks_of(entries, out)
+    planned = {ch.part for ch in chunks}
+    if unplanned := sorted(done - planned):  # never leave rows no input accounts for
+        raise ScoreError(
+            f"{cfg.io.output} holds {len(unplanned)} part file(s) that no recorded input "
+            f"accounts for (e.g. {unplanned[0]}.parquet); use a new --output"
+        )
     retry = _failed_rows(out, done) if cfg.io.retry_failed else {}
     if cfg.io.retry_failed:
         n_failed = sum(len(v) for v in retry.values())
@@ -219,21 +275,37 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             "--retry-failed: %d failed row(s) in %d part(s) to score again", n_failed, len(retry)
         )
     todo = [ch for ch in chunks if ch.part not in done or ch.part in retry]
+    columns = [cfg.io.text_column, cfg.io.id_column, *cfg.io.keep_columns]
+    for e in entries:  # staged files whose pieces this run needs and lacks (a resume, a retry)
+        if e["layout"] == "staged" and any(ch.source == e["source"] for ch in todo):
+            stage(e, todo, out, columns, cfg.io.chunk_rows)
     manifest: dict[str, Any] = {
+        "format": FORMAT,
         "state": "running",
         "identity": _identity(prov),
         "provenance": prov,
-        "inputs": files,
+        "inputs": entries,
         "chunks": len(chunks),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
-    out.write_atomic(MANIFEST, json.dumps(manifest, indent=2).encode())
+    out.write_atomic(MANIFEST, json.dumps(manifest, indent=1).encode())
     log.info(
-        "%d input file(s), %d chunk(s), %d already done",
+        "%d input file(s), %d chunk(s), %d already done (planned in %.1fs)",
         len(files),
         len(chunks),
         len(chunks) - len(todo),
+        time.monotonic() - t_plan,
     )
+    if old is not None and cfg.io.update:
+        if todo:
+            log.info(
+                "--update: %d new file(s), %d grown, %s row(s) to score",
+                news["added"],
+                news["grown"],
+                f"{sum(ch.count for ch in todo):,}",
+            )
+        else:
+            log.info("--update: nothing new since the last run")
 
     scored = 0
     if todo:
@@ -243,6 +315,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
         items = [
             {
                 **asdict(ch),
+                "header": list(ch.header),
                 "part": ch.part,
                 "retry": ch.part in retry,
                 "only": retry.get(ch.part, []),
@@ -267,19 +340,28 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
         )
         scored = _collect(
-            ds, todo, out, cfg.io.keep_text, json.dumps(prov).encode(), retry, counter
+            ds,
+            todo,
+            out,
+            cfg.io.keep_text,
+            json.dumps(prov).encode(),
+            retry,
+            counter,
+            tuple(cfg.io.keep_columns),
         )
 
-    table = read_output(cfg.io.output, columns=["note_id", "status"])
+    table = read_output(cfg.io.output, columns=["note_id", "status", "truncated"])
     ids = Counter(table.column("note_id").to_pylist())
     dups = sorted(i for i, n in ids.items() if n > 1)
     if dups:
         log.warning("%d note_id value(s) occur more than once (see %s)", len(dups), MANIFEST)
+    out.remove_tree(STAGING)  # made again if a later run needs it
     elapsed = time.time() - started
     manifest.update(
         state="complete",
         rows=table.num_rows,
         counts=dict(sorted(Counter(table.column("status").to_pylist()).items())),
+        truncated=sum(1 for t in table.column("truncated").to_pylist() if t),
         duplicate_note_ids={"count": len(dups), "examples": dups[:20]},
         this_run={
             "chunks": len(todo),
@@ -289,5 +371,5 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
         },
         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    out.write_atomic(MANIFEST, json.dumps(manifest, indent=2).encode())
+    out.write_atomic(MANIFEST, json.dumps(manifest, indent=1).encode())
     return manifest

@@ -1,182 +1,461 @@
-"""Plan (driver): expand files/folders/globs on any filesystem and cut them into resumable chunks."""
+"""Plan (driver): inputs -> a record of each file (size, time, fingerprint, chunks) -> chunks.
+
+Every input file is recorded in the manifest (`entry`): its path relative to its input root
+(`source`), size, modification time, SHA-256 of its bytes, record count, and its chunks. A re-run
+compares the files it finds with that record (`reconcile`): a file whose size and time are
+unchanged is taken as it was (no re-read); otherwise its content decides whether it is the same
+(touched only), grown (uncompressed JSONL/CSV/TSV whose recorded bytes are unchanged, rows
+appended: new chunks follow the old ones) or changed. Chunks are never re-cut, so a part file
+always holds the same rows.
+
+How a chunk is read (`layout`):
+  - `bytes`: plain JSONL/CSV/TSV: the chunk's byte range, found in the planning pass (`Scanner`);
+  - `rows`: parquet whose row groups are at most a chunk: the row groups the chunk touches;
+  - `staged`: gzip/zstd files and parquet with larger row groups cannot be read a chunk at a
+    time; one streaming pass writes each chunk as a piece under `<output>/_staging/` (lz4 bytes,
+    or a small parquet file) that a task then reads alone. Memory stays bounded by a chunk;
+    staging is removed when the output is complete and made again if a re-run needs it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from discriminator.data import JSONL_SUFFIXES, PARQUET_SUFFIXES
 from discriminator.scoring.schema import ScoreError
+from discriminator.sources import (
+    BLOCK,
+    PARQUET,
+    InputFile,
+    Scanner,
+    SourceError,
+    expand_inputs,
+    filesystem,
+    glob_regex,
+    is_local,
+    listed,
+)
 
+log = logging.getLogger(__name__)
 
-def _filesystem(uri: str) -> tuple[Any, str, str]:
-    """(pyarrow filesystem, path inside it, prefix that turns a path back into a URI)."""
-    import pyarrow.fs as pafs
+STAGING = "_staging"
 
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri), ""
-    scheme = uri.split("://", 1)[0]
-    try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
-        import fsspec  # any fsspec filesystem (gcsfs, adlfs, ...) through pyarrow's adapter
-        from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-        ffs, path = fsspec.core.url_to_fs(uri)
-        fs = PyFileSystem(FSSpecHandler(ffs))
-    if scheme == "file":
-        return fs, path, "file://"
-    return fs, path, f"{scheme}://"
-
-
-def _is_local(fs: Any) -> bool:
-    return type(fs).__name__ == "LocalFileSystem"
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
-            j = pattern.index("]", i + 1)
-            out.append("[" + pattern[i + 1 : j].replace("!", "^", 1) + "]")
-            i = j + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def _supported(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return not name.startswith((".", "_")) and name.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)
-
-
-def expand_inputs(specs: list[str]) -> list[str]:
-    """Files, folders (their JSONL/parquet files, recursively) and globs -> sorted file URIs."""
-    import pyarrow.fs as pafs
-
-    files: list[str] = []
-    for spec in specs:
-        fs, path, prefix = _filesystem(spec)
-        if any(ch in path for ch in "*?["):
-            parts = path.split("/")
-            k = next(i for i, p in enumerate(parts) if any(ch in p for ch in "*?["))
-            base = "/".join(parts[:k]) or "/"
-            rx = _glob_regex(path)
-            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-            found = sorted(
-                i.path for i in infos if i.type == pafs.FileType.File and rx.match(i.path)
-            )
-            found = [p for p in found if _supported(p)]
-            if not found:
-                raise ScoreError(f"no JSONL/parquet files match {spec}")
-            files += [prefix + p for p in found]
-            continue
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.Directory:
-            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-            found = sorted(i.path for i in infos if i.type == pafs.FileType.File)
-            found = [p for p in found if _supported(p)]
-            if not found:
-                raise ScoreError(f"no JSONL/parquet files in folder {spec}")
-            files += [prefix + p for p in found]
-        elif info.type == pafs.FileType.File:
-            if not path.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES):
-                raise ScoreError(f"unsupported file type: {spec} (JSONL or parquet)")
-            files.append(prefix + path)
-        else:
-            raise ScoreError(f"input not found: {spec}")
-    seen: set[str] = set()
-    return [f for f in files if not (f in seen or seen.add(f))]
+__all__ = [
+    "STAGING",
+    "Chunk",
+    "InputFile",
+    "chunks_of",
+    "expand_inputs",
+    "filesystem",
+    "glob_regex",
+    "is_local",
+    "listed",
+    "plan_chunks",
+    "reconcile",
+    "stage",
+]
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A resumable unit of input: lines [first, first + count) of one file."""
+    """A resumable unit of input: records [first, first + count) of one file."""
 
     uri: str
-    kind: str  # jsonl | parquet
-    first: int  # 1-based first line / row
-    count: int  # physical lines (blank ones included) or parquet rows
-    byte_start: int = 0  # jsonl only
+    kind: str  # jsonl | csv | tsv | parquet
+    first: int  # 1-based first record (line for JSONL)
+    count: int  # records (blank lines included)
+    byte_start: int = 0  # text formats: offsets in the (decompressed) file
     byte_end: int = 0
+    source: str = ""  # the file's path relative to its input root
+    staged: str = ""  # URI of the staged piece, when the file is read through staging
+    header: tuple[str, ...] = ()  # CSV/TSV column names
 
     @property
     def part(self) -> str:
-        key = f"{self.uri}|{self.first}|{self.count}".encode()
+        key = f"{self.source or self.uri}|{self.first}|{self.count}".encode()
         return f"part-{hashlib.sha256(key).hexdigest()[:20]}"
 
 
-def _index_jsonl(fs: Any, path: str, chunk_rows: int) -> list[tuple[int, int, int, int]]:
-    """(first line, lines, byte start, byte end) per chunk, from one streaming pass."""
-    cuts = [0]
-    lines = pos = 0
-    next_cut = chunk_rows
-    last = b"\n"
+class _Hashing:
+    """A read-only file object that hashes what is read through it (compressed bytes)."""
+
+    def __init__(self, fh: Any):
+        self.fh, self.sha, self.n, self.closed = fh, hashlib.sha256(), 0, False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n) if n is not None and n >= 0 else self.fh.read()
+        self.sha.update(data)
+        self.n += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Said:
+    """A `[score]` line every 10 s while a long file is read."""
+
+    def __init__(self, what: str):
+        self.what, self.t0 = what, time.monotonic()
+        self.shown = self.t0
+
+    def __call__(self, nbytes: int, rows: int) -> None:
+        now = time.monotonic()
+        if now - self.shown >= 10:
+            self.shown = now
+            log.info(
+                "%s: %.2f GB, %s rows read (%.0fs)",
+                self.what,
+                nbytes / 1e9,
+                f"{rows:,}",
+                now - self.t0,
+            )
+
+
+def _stat(f: InputFile) -> tuple[int, int]:
+    fs, path, _ = filesystem(f.uri)
+    info = fs.get_file_info(path)
+    mtime = info.mtime_ns if info.mtime_ns is not None else 0
+    return int(info.size or 0), int(mtime)
+
+
+def _sha256(f: InputFile, limit: int | None = None) -> str:
+    """SHA-256 of a file's bytes (of its first `limit` bytes)."""
+    fs, path, _ = filesystem(f.uri)
+    sha, left = hashlib.sha256(), limit
     with fs.open_input_stream(path) as fh:
-        while True:
-            block = fh.read(1 << 22)
+        while left is None or left > 0:
+            block = fh.read(BLOCK if left is None else min(BLOCK, left))
             if not block:
                 break
-            n = block.count(b"\n")
-            if lines + n < next_cut:
-                lines += n
-            else:
-                i = -1
-                for _ in range(n):
-                    i = block.find(b"\n", i + 1)
-                    lines += 1
-                    if lines == next_cut:
-                        cuts.append(pos + i + 1)
-                        next_cut += chunk_rows
-            pos += len(block)
-            last = block[-1:]
-    if last != b"\n":
-        lines += 1  # last line without a newline
-    if cuts[-1] == pos and len(cuts) > 1:
-        cuts.pop()
-    out = []
-    for k, start in enumerate(cuts):
-        end = cuts[k + 1] if k + 1 < len(cuts) else pos
-        count = chunk_rows if k + 1 < len(cuts) else lines - k * chunk_rows
-        if count > 0:
-            out.append((k * chunk_rows + 1, count, start, end))
-    return out
+            sha.update(block)
+            if left is not None:
+                left -= len(block)
+    return sha.hexdigest()
 
 
-def plan_chunks(files: list[str], chunk_rows: int) -> list[Chunk]:
+def _parquet_layout(f: InputFile, chunk_rows: int) -> tuple[int, str, list[str]]:
     import pyarrow.parquet as pq
 
-    chunks: list[Chunk] = []
-    for uri in files:
-        fs, path, _ = _filesystem(uri)
-        if path.endswith(PARQUET_SUFFIXES):
+    fs, path, _ = filesystem(f.uri)
+    try:
+        with fs.open_input_file(path) as fh:
+            meta = pq.ParquetFile(fh).metadata
+            names = pq.ParquetFile(fh).schema_arrow.names
+    except Exception as e:
+        raise ScoreError(f"cannot read parquet {f}: {type(e).__name__}") from None
+    groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    layout = "rows" if max(groups, default=0) <= chunk_rows else "staged"
+    return meta.num_rows, layout, names
+
+
+def _piece_dir(out: Any, entry: dict) -> str:
+    key = hashlib.sha256(f"{entry['source']}|{entry['sha256']}".encode()).hexdigest()[:16]
+    return f"{STAGING}/{key}"
+
+
+def _piece_name(entry: dict, first: int) -> str:
+    return f"{first:012d}.{'parquet' if entry['format'] == PARQUET else 'lz4'}"
+
+
+def _scan_text(
+    f: InputFile,
+    chunk_rows: int,
+    out: Any,
+    entry: dict | None = None,
+) -> dict:
+    """One streaming pass over a JSONL/CSV/TSV file: fingerprint, records, chunks; a compressed
+    file also writes its pieces to staging. `entry`: continue a grown file after its recorded
+    bytes (verified by their fingerprint)."""
+    fs, path, _ = filesystem(f.uri)
+    _, mtime = _stat(f)
+    staged = f.compression is not None
+    said = _Said(f"reading {f.rel}")
+    old_chunks = [list(c) for c in entry["chunks"]] if entry else []
+    with fs.open_input_stream(path) as raw:
+        pos, first, header = 0, 1, None
+        hashing = _Hashing(raw)
+        if entry is not None:  # the recorded prefix, then what follows it
+            left = entry["size"]
+            while left > 0 and (block := hashing.read(min(BLOCK, left))):
+                left -= len(block)
+            if hashing.sha.copy().hexdigest() != entry["sha256"]:
+                raise _Changed(f"its first {entry['size']:,} bytes differ from the last run")
+            pos, first, header = entry["size"], entry["records"] + 1, entry.get("header")
+            if entry.get("tail_open"):  # the last recorded line had no newline: it must end here
+                nxt = hashing.read(1)
+                if nxt == b"\r":
+                    nxt = hashing.read(1)
+                    pos += 1
+                if nxt != b"\n":
+                    raise _Changed("its last recorded line was extended")
+                pos += 1
+        stream = (
+            pa.CompressedInputStream(pa.PythonFile(hashing, mode="r"), f.compression)
+            if staged
+            else hashing
+        )
+        scanner = Scanner(f.format, chunk_rows, pos=pos, first=first, keep=staged, header=header)
+        chunks: list[list[int]] = []
+
+        def take(got: list) -> None:
+            for c_first, count, start, end, data in got:
+                chunks.append([c_first, count, start, end])
+                if data is not None:
+                    pending.append((c_first, data))
+
+        pending: list[tuple[int, bytes]] = []
+        while block := stream.read(BLOCK):
+            take(scanner.feed(block))
+            if pending:
+                _write_pieces(out, f, pending)
+            said(hashing.n, scanner.records)
+        take(scanner.finish())
+        if pending:
+            _write_pieces(out, f, pending)
+    sha = hashing.sha.hexdigest()
+    if staged:
+        _rename_staging(out, f, sha)
+    return {
+        "source": f.rel,
+        "uri": f.uri,
+        "format": f.format,
+        "compression": f.compression,
+        "size": hashing.n,
+        "mtime_ns": mtime,
+        "sha256": sha,
+        "records": scanner.records,
+        "tail_open": scanner.tail_open,
+        "header": scanner.header,
+        "layout": "staged" if staged else "bytes",
+        "chunks": old_chunks + chunks,
+    }
+
+
+class _Changed(Exception):
+    """A recorded file whose content is not what the last run read."""
+
+
+def _tmp_key(f: InputFile) -> str:
+    return f"{STAGING}/.new-{hashlib.sha256(f.rel.encode()).hexdigest()[:16]}"
+
+
+def _write_pieces(out: Any, f: InputFile, pending: list[tuple[int, bytes]]) -> None:
+    """Pieces of a file being planned go to a folder named by the file until its fingerprint is
+    known (`_rename_staging`)."""
+    folder = _tmp_key(f)
+    out.makedirs(folder)
+    for c_first, data in pending:
+        name = f"{folder}/{c_first:012d}.lz4"
+        out.write_atomic(name, pa.compress(data, codec="lz4", asbytes=True), fsync=False)
+    pending.clear()
+
+
+def _rename_staging(out: Any, f: InputFile, sha: str) -> None:
+    src = _tmp_key(f)
+    dst = _piece_dir(out, {"source": f.rel, "sha256": sha})
+    out.remove_tree(dst)
+    out.makedirs(STAGING)
+    if out.exists(src):
+        out.move(src, dst)
+
+
+def plan_file(f: InputFile, chunk_rows: int, out: Any) -> dict:
+    """A new file's record: fingerprint and chunks (compressed files: staged in the same pass)."""
+    if f.format != PARQUET:
+        return _scan_text(f, chunk_rows, out)
+    size, mtime = _stat(f)
+    rows, layout, names = _parquet_layout(f, chunk_rows)
+    return {
+        "source": f.rel,
+        "uri": f.uri,
+        "format": PARQUET,
+        "compression": None,
+        "size": size,
+        "mtime_ns": mtime,
+        "sha256": _sha256(f),
+        "records": rows,
+        "tail_open": False,
+        "header": names,
+        "layout": layout,
+        "chunks": [[s + 1, min(chunk_rows, rows - s), 0, 0] for s in range(0, rows, chunk_rows)],
+    }
+
+
+def reconcile(
+    files: list[InputFile],
+    previous: list[dict] | None,
+    chunk_rows: int,
+    out: Any,
+    update: bool,
+    where: str,
+) -> tuple[list[dict], dict[str, int]]:
+    """The record of every input file for this run, checked against the last run's.
+
+    Returns (entries in input order, what changed: counts of added/grown files and new chunks).
+    Stops (ScoreError, one line per difference and the way out) when the inputs differ from the
+    last run's and `update` is off, or when a recorded file was changed in place or removed."""
+    old = {e["source"]: e for e in previous or []}
+    entries: list[dict] = []
+    diffs: list[tuple[str, str]] = []  # (kind, line)
+    news = {"added": 0, "grown": 0, "touched": 0}
+    for f in files:
+        e = old.pop(f.rel, None)
+        if e is None:
+            if previous is not None and not update:
+                diffs.append(("added", f"added: {f.rel} (not in the last run)"))
+                continue
+            entries.append(plan_file(f, chunk_rows, out))
+            news["added"] += previous is not None
+            continue
+        size, mtime = _stat(f)
+        if size == e["size"] and mtime == e["mtime_ns"]:
+            entries.append({**e, "uri": f.uri})
+            continue
+        appendable = e["format"] != PARQUET and not e.get("compression")
+        if size > e["size"] and appendable:
             try:
-                with fs.open_input_file(path) as fh:
-                    n = pq.ParquetFile(fh).metadata.num_rows
-            except Exception as e:
-                raise ScoreError(f"cannot read parquet {uri}: {type(e).__name__}") from None
-            chunks += [
-                Chunk(uri, "parquet", s + 1, min(chunk_rows, n - s))
-                for s in range(0, n, chunk_rows)
-            ]
-        else:
-            chunks += [Chunk(uri, "jsonl", *c) for c in _index_jsonl(fs, path, chunk_rows)]
+                grown = _scan_text(f, chunk_rows, out, entry=e)
+            except _Changed as why:
+                diffs.append(("changed", f"changed: {f.rel} ({why})"))
+                continue
+            if not update:
+                more = grown["records"] - e["records"]
+                diffs.append(("grown", f"grown: {f.rel} ({more:,} row(s) appended)"))
+                continue
+            entries.append(grown)
+            news["grown"] += 1
+            continue
+        if size == e["size"] and _sha256(f) == e["sha256"]:  # touched, not changed
+            entries.append({**e, "uri": f.uri, "mtime_ns": mtime})
+            news["touched"] += 1
+            continue
+        how = (
+            "shorter than in the last run"
+            if size < e["size"]
+            else "its bytes differ from the last run"
+            if size == e["size"] or appendable
+            else "a compressed or parquet file can only be scored again whole"
+        )
+        diffs.append(("changed", f"changed: {f.rel} ({how})"))
+    for rel in old:
+        diffs.append(("removed", f"removed: {rel} (scored in the last run, not found now)"))
+    refused = [line for kind, line in diffs if kind in ("changed", "removed")]
+    if refused:
+        raise ScoreError(
+            f"the inputs differ from the last run into {where}:\n"
+            + "\n".join(f"  {line}" for line in (refused if update else [x for _, x in diffs]))
+            + "\n  a file changed in place or removed cannot be scored again into this output: "
+            "restore it, or score into a new --output"
+        )
+    if diffs:
+        raise ScoreError(
+            f"the inputs differ from the last run into {where}:\n"
+            + "\n".join(f"  {line}" for _, line in diffs)
+            + "\n  re-run with --update to score the new files and appended rows into it"
+        )
+    return entries, news
+
+
+def chunks_of(entries: list[dict], out: Any) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for e in entries:
+        folder = _piece_dir(out, e) if e["layout"] == "staged" else ""
+        header = tuple(e.get("header") or ()) if e["format"] != PARQUET else ()
+        for first, count, start, end in e["chunks"]:
+            staged = out.uri_of(f"{folder}/{_piece_name(e, first)}") if folder else ""
+            chunks.append(
+                Chunk(e["uri"], e["format"], first, count, start, end, e["source"], staged, header)
+            )
+    return chunks
+
+
+def stage(
+    entry: dict, chunks: list[Chunk], out: Any, columns: list[str] | None, chunk_rows: int
+) -> int:
+    """Write the staged pieces that `chunks` need and that are missing; returns pieces written.
+    The file is read once, streaming; its fingerprint must still be the recorded one."""
+    folder = _piece_dir(out, entry)
+    want = {c.first for c in chunks if c.source == entry["source"]}
+    have = {n.split(".", 1)[0] for n in out.names(folder)}
+    missing = sorted(f for f in want if f"{f:012d}" not in have)
+    if not missing:
+        return 0
+    f = InputFile(entry["uri"], entry["source"], "", entry["format"], entry.get("compression"))
+    log.info("staging %s (%d chunk(s))", entry["source"], len(missing))
+    out.makedirs(folder)
+    if entry["format"] != PARQUET:
+        fresh = _scan_text(f, chunk_rows, out)  # every piece again: one pass either way
+        if fresh["sha256"] != entry["sha256"]:
+            raise ScoreError(f"{entry['source']} changed since it was planned; re-run")
+        return len(missing)
+    import pyarrow.parquet as pq
+
+    if _sha256(f) != entry["sha256"]:
+        raise ScoreError(f"{entry['source']} changed since it was planned; re-run")
+    fs, path, _ = filesystem(f.uri)
+    by_first = {c[0]: c[1] for c in entry["chunks"]}
+    todo, written, row = set(missing), 0, 1
+    buf: list[pa.RecordBatch] = []
+    n_buf = 0
+    said = _Said(f"staging {entry['source']}")
+    with fs.open_input_file(path) as fh:
+        pf = pq.ParquetFile(fh, pre_buffer=False, buffer_size=1 << 20)
+        names = pf.schema_arrow.names
+        cols = names if columns is None else [c for c in columns if c in names]
+        for batch in pf.iter_batches(batch_size=min(chunk_rows, 8192), columns=cols):
+            buf.append(batch)
+            n_buf += batch.num_rows
+            while row in by_first and n_buf >= by_first[row]:
+                count = by_first[row]
+                table = pa.Table.from_batches(buf, schema=batch.schema)
+                head, rest = table.slice(0, count), table.slice(count)
+                if row in todo:
+                    sink = pa.BufferOutputStream()
+                    pq.write_table(head, sink, compression="lz4")
+                    out.write_atomic(
+                        f"{folder}/{row:012d}.parquet", sink.getvalue().to_pybytes(), fsync=False
+                    )
+                    written += 1
+                buf, n_buf = rest.combine_chunks().to_batches(), rest.num_rows
+                row += count
+                said(0, row - 1)
+    return written
+
+
+def plan_chunks(
+    files: list[InputFile] | list[str], chunk_rows: int, out: Any = None
+) -> list[Chunk]:
+    """Chunks of files planned from scratch (no manifest; tools and tests). Staged files need
+    `out` (where their pieces go)."""
+    if files and isinstance(files[0], str):
+        try:
+            files = expand_inputs(list(files))  # type: ignore[arg-type]
+        except SourceError as e:
+            raise ScoreError(str(e)) from None
+    if out is None:  # where staged pieces of compressed files go
+        import tempfile
+
+        from discriminator.scoring.write import Output
+
+        out = Output(tempfile.mkdtemp(prefix="plan-"))
+    entries = [plan_file(f, chunk_rows, out) for f in files]  # type: ignore[arg-type]
+    chunks = chunks_of(entries, out)
+    for e in entries:
+        if e["layout"] == "staged":
+            stage(e, chunks, out, None, chunk_rows)
     return chunks

@@ -11,15 +11,24 @@ from typing import Any
 import pyarrow as pa
 
 from discriminator.config import ScoreConfig, from_dict
-from discriminator.data import check_row, derive_note_id
+from discriminator.data import check_row
 from discriminator.prompt import (
     answer_ids,
     fit_note,
     prompt_overhead,
     render_prompt,
 )
-from discriminator.scoring.plan import _filesystem
 from discriminator.scoring.schema import BLANK, KEPT, PREP_SCHEMA, ScoreError, scrub_error
+from discriminator.sources import (
+    PARQUET,
+    Parsed,
+    SourceError,
+    derive_note_id,
+    filesystem,
+    keep_value,
+    parquet_rows,
+    parse_chunk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +47,33 @@ def tokenizer_path(cfg: ScoreConfig) -> str:
     return cfg.model.name_or_path
 
 
-def _read_chunk(chunk: dict, text_col: str, id_col: str) -> list[tuple[int, Any, str | None]]:
-    """(line, object or None, problem or None) for every physical line/row of a chunk.
+def read_chunk(chunk: dict, columns: list[str]) -> Parsed:
+    """(record number, object | BLANK | None, problem | None) for every record of a chunk, read
+    alone: its byte range, its parquet row groups, or its staged piece. `columns`: the parquet
+    columns wanted (the others are not read)."""
+    kind, first, count = chunk["kind"], chunk["first"], chunk["count"]
+    if chunk.get("staged"):
+        fs, path, _ = filesystem(chunk["staged"])
+        if kind == PARQUET:
+            import pyarrow.parquet as pq
 
-    Blank lines come back as (line, BLANK, None) so the driver can count the chunk complete.
-    """
-    fs, path, _ = _filesystem(chunk["uri"])
-    out: list[tuple[int, Any, str | None]] = []
-    if chunk["kind"] == "parquet":
+            with fs.open_input_file(path) as fh:
+                table = pq.read_table(fh)
+            return parquet_rows(table, first)
+        with fs.open_input_stream(path) as fh:
+            packed = fh.read()
+        size = chunk["byte_end"] - chunk["byte_start"]
+        data = pa.decompress(packed, decompressed_size=size, codec="lz4", asbytes=True)
+        return parse_chunk(data, kind, first, count, list(chunk.get("header") or ()))
+    fs, path, _ = filesystem(chunk["uri"])
+    if kind == PARQUET:
         import pyarrow.parquet as pq
 
         with fs.open_input_file(path) as fh:
             pf = pq.ParquetFile(fh)
             names = pf.schema_arrow.names
-            cols = [c for c in (text_col, id_col) if c in names]
-            start, stop = chunk["first"] - 1, chunk["first"] - 1 + chunk["count"]
+            cols = [c for c in columns if c in names]
+            start, stop = first - 1, first - 1 + count
             groups, offset, first_row = [], 0, None
             for g in range(pf.metadata.num_row_groups):
                 n = pf.metadata.row_group(g).num_rows
@@ -61,43 +82,20 @@ def _read_chunk(chunk: dict, text_col: str, id_col: str) -> list[tuple[int, Any,
                     first_row = offset if first_row is None else first_row
                 offset += n
             table = pf.read_row_groups(groups, columns=cols) if cols else None
-        if table is not None:
-            rows = table.slice(start - first_row, chunk["count"]).to_pylist()
-        else:
-            rows = [{} for _ in range(chunk["count"])]
-        for k, row in enumerate(rows):
-            out.append((chunk["first"] + k, row, None))
-        return out
+        if table is None:
+            return [(first + k, {}, None) for k in range(count)]
+        return parquet_rows(table.slice(start - first_row, count), first)
     with fs.open_input_file(path) as fh:
         fh.seek(chunk["byte_start"])
         data = fh.read(chunk["byte_end"] - chunk["byte_start"])
-    raws = data.split(b"\n")
-    if data.endswith(b"\n"):
-        raws.pop()
-    if len(raws) != chunk["count"]:
-        raise ScoreError(f"{chunk['uri']} changed while scoring (line count differs)")
-    for k, raw in enumerate(raws):
-        line = chunk["first"] + k
-        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            if not raw.strip():
-                out.append((line, BLANK, None))
-            else:
-                out.append((line, None, f"invalid UTF-8 at byte {e.start}"))
-            continue
-        if not text.strip():
-            out.append((line, BLANK, None))
-            continue
-        try:
-            out.append((line, json.loads(text), None))
-        except json.JSONDecodeError as e:
-            out.append((line, None, f"not valid JSON ({e.msg} at column {e.colno})"))
-        except RecursionError:
-            out.append((line, None, "not valid JSON (nested too deeply)"))
-    return out
+    try:
+        return parse_chunk(data, kind, first, count, list(chunk.get("header") or ()))
+    except SourceError as e:
+        raise ScoreError(f"{chunk['uri']}: {e}") from None
+
+
+def _read_chunk(chunk: dict, text_col: str, id_col: str) -> Parsed:
+    return read_chunk(chunk, [text_col, id_col])
 
 
 def _note_problem(obj: Any, text_col: str) -> str | None:
@@ -228,14 +226,15 @@ def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
     c = from_dict(ScoreConfig, cfg)
     tok = _tokenizer(tokenizer)
     text_col, id_col = c.io.text_column, c.io.id_column
+    keep = list(c.io.keep_columns)
     rows: list[dict] = []
     for chunk in batch.to_pylist():
-        source = chunk["uri"].rsplit("/", 1)[-1]
+        source = chunk.get("source") or chunk["uri"].rsplit("/", 1)[-1]
         only = set(chunk.get("only") or ()) if chunk.get("retry") else None
         position = -1  # index among the chunk's rows (blank lines are not rows)
-        for line, obj, problem in _read_chunk(chunk, text_col, id_col):
+        for line, obj, problem in read_chunk(chunk, [text_col, id_col, *keep]):
             row = {"_part": chunk["part"], "_row": line, "input_ids": None, "n_tokens": None}
-            row.update(truncated=None, note=None, error=None)
+            row.update(truncated=None, note=None, error=None, source=source, row=line, _keep=None)
             if obj is BLANK:
                 rows.append({**row, "note_id": None, "status": "blank"})
                 continue
@@ -248,6 +247,9 @@ def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
             if note_id is not None:  # an unpaired surrogate cannot go into parquet: escape it
                 note_id = note_id.encode("utf-8", "backslashreplace").decode("utf-8")
             row["note_id"] = note_id or derive_note_id(source, line)
+            if keep and isinstance(obj, dict):
+                values = [keep_value(obj.get(k)) for k in keep]
+                row["_keep"] = json.dumps(values)
             problem = problem or _note_problem(obj, text_col)
             if problem:
                 rows.append({**row, "status": "invalid_input", "error": problem})

@@ -6,6 +6,8 @@ import logging
 
 import pyarrow as pa
 
+from discriminator.sources import BLANK as BLANK  # the scoring package uses this name
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,8 @@ PROVENANCE_KEY = b"discriminator.provenance"
 OUTPUT_SCHEMA = pa.schema(
     [
         ("note_id", pa.string()),
+        ("source", pa.string()),  # the input file, relative to its input root
+        ("row", pa.int64()),  # its line (JSONL) or row (CSV/TSV after the header, parquet)
         ("status", pa.string()),
         ("verdict", pa.string()),
         ("p_error", pa.float64()),
@@ -38,20 +42,30 @@ PREP_SCHEMA = pa.schema(
     [
         *_ROUTE,
         ("note_id", pa.string()),
+        ("source", pa.string()),
+        ("row", pa.int64()),
         ("status", pa.string()),  # pending | invalid_input | blank
         ("error", pa.string()),
         ("input_ids", pa.list_(pa.int32())),
         ("n_tokens", pa.int64()),
         ("truncated", pa.bool_()),
         ("note", pa.string()),  # null unless keep_text
+        ("_keep", pa.string()),  # JSON list of the io.keep_columns values, null if none
     ]
 )
 
 
-SCORED_SCHEMA = pa.schema([*_ROUTE, *OUTPUT_SCHEMA, ("note", pa.string())])
+SCORED_SCHEMA = pa.schema([*_ROUTE, *OUTPUT_SCHEMA, ("note", pa.string()), ("_keep", pa.string())])
 
 
-BLANK = "<blank line>"  # _read_chunk's marker: a blank line is not a row (JSON `null` is one)
+def output_schema(
+    keep_columns: list[str] | tuple[str, ...] = (), keep_text: bool = False
+) -> pa.Schema:
+    """The part files' schema: the output columns, the kept metadata columns (text), the note."""
+    schema = OUTPUT_SCHEMA
+    for name in keep_columns:
+        schema = schema.append(pa.field(name, pa.string()))
+    return schema.append(pa.field("note", pa.string())) if keep_text else schema
 
 
 KEPT = "kept"  # --retry-failed: a row whose earlier result stays (internal status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -11,19 +12,26 @@ from typing import Any
 
 import pyarrow as pa
 
-from discriminator.scoring.plan import Chunk, _filesystem, _is_local
-from discriminator.scoring.schema import KEPT, OUTPUT_SCHEMA, PROVENANCE_KEY, ScoreError
+from discriminator.scoring.plan import Chunk
+from discriminator.scoring.schema import (
+    KEPT,
+    OUTPUT_SCHEMA,
+    PROVENANCE_KEY,
+    ScoreError,
+    output_schema,
+)
+from discriminator.sources import filesystem, is_local
 
 log = logging.getLogger(__name__)
 
 
-class _Output:
+class Output:
     """The output directory on any pyarrow filesystem; owner-only permissions when local."""
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.fs, self.path, _ = _filesystem(uri)
-        self.local = _is_local(self.fs)
+        self.fs, self.path, self.prefix = filesystem(uri)
+        self.local = is_local(self.fs)
         if self.local:
             existed = os.path.isdir(self.path)
             os.makedirs(self.path, mode=0o700, exist_ok=True)
@@ -37,20 +45,49 @@ class _Output:
     def join(self, name: str) -> str:
         return f"{self.path.rstrip('/')}/{name}"
 
-    def names(self) -> list[str]:
+    def uri_of(self, name: str) -> str:
+        return self.prefix + self.join(name)
+
+    def names(self, sub: str = "") -> list[str]:
         import pyarrow.fs as pafs
 
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        where = self.join(sub) if sub else self.path
+        infos = self.fs.get_file_info(pafs.FileSelector(where, allow_not_found=True))
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
 
-    def write_atomic(self, name: str, data: bytes) -> None:
-        final, tmp = self.join(name), self.join(f".tmp-{name}-{uuid.uuid4().hex[:8]}")
+    def exists(self, name: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.join(name)).type != pafs.FileType.NotFound
+
+    def makedirs(self, sub: str) -> None:
+        if self.local:
+            os.makedirs(self.join(sub), mode=0o700, exist_ok=True)
+        else:
+            self.fs.create_dir(self.join(sub), recursive=True)
+
+    def remove_tree(self, sub: str) -> None:
+        if self.exists(sub):
+            self.fs.delete_dir(self.join(sub))
+
+    def move(self, src: str, dst: str) -> None:
+        self.fs.move(self.join(src), self.join(dst))
+
+    def write_atomic(self, name: str, data: bytes, fsync: bool = True) -> None:
+        folder, _, base = name.rpartition("/")
+        tmp = (
+            f"{folder}/.tmp-{base}-{uuid.uuid4().hex[:8]}"
+            if folder
+            else f".tmp-{base}-{uuid.uuid4().hex[:8]}"
+        )
+        final, tmp = self.join(name), self.join(tmp)
         if self.local:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, final)
         else:  # object stores publish whole objects; move is the best rename there is
             with self.fs.open_output_stream(tmp) as fh:
@@ -70,10 +107,15 @@ class _Output:
         return len(stale)
 
 
-def _part_bytes(rows: list[dict], keep_text: bool, meta: bytes) -> bytes:
+_Output = Output  # the name the package used before
+
+
+def _part_bytes(
+    rows: list[dict], keep_text: bool, meta: bytes, keep: tuple[str, ...] = ()
+) -> bytes:
     import pyarrow.parquet as pq
 
-    schema = OUTPUT_SCHEMA.append(pa.field("note", pa.string())) if keep_text else OUTPUT_SCHEMA
+    schema = output_schema(keep, keep_text)
     table = pa.Table.from_pylist(rows, schema=schema).replace_schema_metadata(
         {PROVENANCE_KEY: meta}
     )
@@ -86,7 +128,7 @@ def read_output(output: str, columns: list[str] | None = None) -> pa.Table:
     """All part files of an output directory as one table."""
     import pyarrow.parquet as pq
 
-    out = _Output(output)
+    out = Output(output)
     parts = [n for n in out.names() if n.startswith("part-") and n.endswith(".parquet")]
     tables = []
     for n in parts:
@@ -197,6 +239,16 @@ def _merge_retried(out: _Output, part: str, rows: list[dict], cols: list[str]) -
     return [{k: o.get(k) for k in cols} if r["status"] == KEPT else r for o, r in zip(old, rows)]
 
 
+def _output_row(r: dict, keep: tuple[str, ...], keep_text: bool) -> dict:
+    row = {k: r[k] for k in OUTPUT_SCHEMA.names}
+    if keep:
+        values = json.loads(r["_keep"]) if r.get("_keep") else [None] * len(keep)
+        row.update(zip(keep, values))
+    if keep_text:
+        row["note"] = r.get("note")
+    return row
+
+
 def _collect(
     ds: Any,
     todo: list[Chunk],
@@ -205,11 +257,12 @@ def _collect(
     meta: bytes,
     retry: dict[str, list[int]] | None = None,
     counter: Any = None,
+    keep: tuple[str, ...] = (),
 ) -> int:
     """Stream scored rows to the driver; write each chunk once all its rows have arrived."""
     expected = {ch.part: ch.count for ch in todo}
     pending: dict[str, list[dict]] = {}
-    cols = [*OUTPUT_SCHEMA.names, *(["note"] if keep_text else [])]
+    cols = output_schema(keep, keep_text).names
     written = 0
     progress = _Progress(sum(expected.values()), len(expected), counter)
     try:
@@ -222,13 +275,13 @@ def _collect(
                 pending.setdefault(row["_part"], []).append(row)
             for part in [p for p, rows in pending.items() if len(rows) == expected[p]]:
                 rows = sorted(pending.pop(part), key=lambda r: r["_row"])
-                rows = [{k: r[k] for k in cols} for r in rows if r["status"] != "blank"]
+                rows = [_output_row(r, keep, keep_text) for r in rows if r["status"] != "blank"]
                 if retry and part in retry:
                     rows = _merge_retried(out, part, rows, cols)
                     written += len(retry[part])
                 else:
                     written += len(rows)
-                out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta))
+                out.write_atomic(f"{part}.parquet", _part_bytes(rows, keep_text, meta, keep))
                 progress.part()
     finally:
         progress.close()
