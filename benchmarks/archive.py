@@ -86,3 +86,125 @@ def write_archive(
         rows_in += count + bad_per_file
         bad += bad_per_file
     return {"files": files, "rows_in": rows_in, "good": n_notes, "bad": bad}
+
+
+# ---------------------------------------------------------------------------------------------
+# MIMIC-IV-Note's layout: note/discharge.csv.gz
+
+MIMIC_COLUMNS = [
+    "note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text",
+]  # fmt: skip
+MIMIC_WORDS = 1800  # discharge summaries average roughly 1,800 words
+SECTIONS = [
+    "Chief Complaint:", "History of Present Illness:", "Past Medical History:",
+    "Physical Exam:", "Pertinent Results:", "Brief Hospital Course:",
+    "Medications on Admission:", "Discharge Medications:", "Discharge Disposition:",
+    "Discharge Diagnosis:", "Discharge Instructions:", "Followup Instructions:",
+]  # fmt: skip
+
+
+def mimic_notes(n: int, seed: int = 0, mean_words: int = MIMIC_WORDS, start: int = 0) -> Any:
+    """`n` synthetic discharge summaries in MIMIC-IV-Note's shape, as rows of its eight columns:
+    a de-identified header (`___` where identifiers were removed), sections, lines, "quoted"
+    phrases and commas; lengths log-normal around `mean_words` (a long tail, some far over any
+    prompt budget). Sentences come from a seeded pool, so millions of words take seconds."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array(WORDS)
+    pool = []
+    for k in range(4096):
+        words = vocab[rng.integers(0, len(vocab), int(rng.integers(6, 18)))].tolist()
+        if k % 5 == 0:
+            words[1] = f'"{words[1]}'
+            words[2] = f'{words[2]}"'
+        if k % 7 == 0:
+            words[-2] = "___,"
+        pool.append(" ".join(words) + ".")
+    avg = float(np.mean([len(s.split()) for s in pool]))
+    sigma = 0.45
+    lengths = rng.lognormal(np.log(mean_words) - sigma**2 / 2, sigma, n).clip(150, 12000)
+    for i, words in enumerate(lengths, start=start):
+        k = max(1, int(words / avg))
+        picks = rng.integers(0, len(pool), k)
+        lines = [" ", "Name:  ___                     Unit No:   ___", " "]
+        lines += ["Admission Date:  ___              Discharge Date:   ___", " "]
+        per = max(1, k // len(SECTIONS))
+        for s, j in enumerate(range(0, k, per)):
+            lines.append(SECTIONS[s % len(SECTIONS)])
+            lines.append(" ".join(pool[p] for p in picks[j : j + per]))
+            lines.append(" ")
+        lines.append(f"[{i}]")
+        subject = 10_000_000 + i // 3
+        yield [
+            f"{subject}-DS-{i % 3 + 1}", subject, 20_000_000 + i, "DS", i % 3 + 1,
+            "2180-05-07 00:00:00", "2180-05-09 15:26:00", "\n".join(lines),
+        ]  # fmt: skip
+
+
+def write_mimic(
+    folder: str | Path,
+    n: int,
+    seed: int = 0,
+    mean_words: int = MIMIC_WORDS,
+    jsonl: bool = False,
+    parquet: bool = False,
+    batch: int = 4096,
+) -> dict[str, Any]:
+    """`folder/discharge.csv.gz` as MIMIC-IV-Note ships it (pandas' CSV: header, quoted fields
+    spanning lines, `""` for a quote), and optionally the same notes as `discharge.jsonl` and as
+    `discharge.parquet` written the way pandas/pyarrow write it by default (one row group)."""
+    import csv
+    import gzip
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"csv_gz": folder / "discharge.csv.gz"}
+    gz = gzip.open(paths["csv_gz"], "wt", compresslevel=1, newline="", encoding="utf-8")  # noqa: SIM115
+    writer = csv.writer(gz, lineterminator="\n")
+    writer.writerow(MIMIC_COLUMNS)
+    jf = None
+    if jsonl:
+        paths["jsonl"] = folder / "discharge.jsonl"
+        jf = open(paths["jsonl"], "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    arrays: list[pa.Table] = []
+    rows: list[list[Any]] = []
+    words = 0
+
+    def flush() -> None:
+        nonlocal words
+        writer.writerows(rows)
+        if jf is not None:
+            buf = io.StringIO()
+            for r in rows:
+                buf.write(json.dumps(dict(zip(MIMIC_COLUMNS, r))) + "\n")
+            jf.write(buf.getvalue())
+        if parquet:
+            arrays.append(pa.table(list(zip(*rows)), names=MIMIC_COLUMNS))
+        words += sum(len(r[-1].split()) for r in rows)
+        rows.clear()
+
+    for row in mimic_notes(n, seed, mean_words):
+        rows.append(row)
+        if len(rows) >= batch:
+            flush()
+    flush()
+    gz.close()
+    if jf is not None:
+        jf.close()
+    if parquet:
+        paths["parquet"] = folder / "discharge.parquet"
+        table = pa.concat_tables(arrays)
+        table = table.cast(table.schema.set(7, pa.field("text", pa.large_string())))
+        pq.write_table(table, paths["parquet"], row_group_size=max(1, n))  # one row group
+        del table, arrays
+    return {
+        "notes": n,
+        "mean_words": round(words / max(n, 1), 1),
+        "paths": {k: str(v) for k, v in paths.items()},
+        "bytes": {k: v.stat().st_size for k, v in paths.items()},
+    }

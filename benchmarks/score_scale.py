@@ -1,7 +1,8 @@
 """Scoring at archive scale: the pipeline's own capacity, planning, memory and resume, on 2 cores.
 
-    python -m benchmarks.score_scale                        # 100k notes in 200 files (~10 min)
-    python -m benchmarks.score_scale --notes 20000 --files 40 --tiny-notes 400   # a quick look
+    python -m benchmarks.score_scale                        # everything (~1 h 15 min)
+    python -m benchmarks.score_scale --notes 20000 --files 40 --tiny-notes 400 \
+        --mimic-notes 5000                                  # a quick look
 
 Makes a synthetic archive once (`--data`, default /tmp/score-scale: word-salad notes of 300-900
 words, the realistic profile's length, half JSONL and half parquet files, two bad rows in each;
@@ -14,7 +15,12 @@ words, the realistic profile's length, half JSONL and half parquet files, two ba
      with the model's forward replaced by a constant-time stand-in defined HERE (`StandInScorer`;
      the library has no such mode): notes/s, peak RSS of the driver and of the Ray workers,
      object-store spill, files and parts written, rows in vs out;
-  3. the tiny model on `--tiny-notes` notes: Ray Data (`run_scoring`, one scorer actor) against the
+  2b. MIMIC-IV-Note's shape (`--mimic-notes`, default all 331,794 of v2.2; `--mimic-words` 1,800
+     on average, a long tail): one `discharge.csv.gz` in its eight-column layout, the same notes
+     as one parquet file written with a single row group (pandas'/pyarrow's default below 1M
+     rows) and as JSONL, each scored by the stand-in job (`--keep-columns subject_id,hadm_id`):
+     notes/s of each (staging included), the largest process's peak RSS, rows in and out;
+  3. the tiny model on `--tiny-notes` notes (default 10,000, so start-up weighs little): Ray Data (`run_scoring`, one scorer actor) against the
      in-process loop (`Scorer.score_notes`, the same notes, one CPU's torch threads as the actor
      gets; both timed from the start, model load included, Ray's own start-up excluded), the time
      to the first part file (from the job's start, and from the end of the first scorer actor's
@@ -27,7 +33,9 @@ words, the realistic profile's length, half JSONL and half parquet files, two ba
 Writes JSON (default benchmarks/results/score_scale.json) after every step, so an interrupted
 benchmark keeps what it measured. Top-level keys: pipeline_notes_per_s (stand-in, whole archive),
 planning_s_100k, driver_peak_rss_mb_10k, driver_peak_rss_mb_100k, rows_in, rows_out,
-ray_data_notes_per_s, in_process_notes_per_s (tiny model, the same notes).
+ray_data_notes_per_s, in_process_notes_per_s (tiny model, the same notes), mimic_csv_vs_jsonl,
+parquet_1rg_vs_jsonl (notes/s ratios), mimic_peak_rss_mb (the largest process in any of the three),
+mimic_rows_in, mimic_rows_out, ray_data_vs_in_process_10k.
 """
 
 from __future__ import annotations
@@ -131,15 +139,32 @@ class StandInScorer(scoring.Scorer):
 
 class Peak(PeakRSS):
     """Peak RSS of this process and, separately, of every process whose command line names
-    `marker` (the local Ray instance's temp dir), sampled every 0.2 s."""
+    `marker` (the local Ray instance's temp dir), and of the largest single one of them all,
+    sampled every 0.2 s."""
 
     def __init__(self, marker: str):
         super().__init__(marker)
-        self.driver = self.workers = 0
+        self.driver = self.workers = self.largest = 0
 
     def _record(self) -> None:
         driver, workers = self._split()
         self.driver, self.workers = max(self.driver, driver), max(self.workers, workers)
+        self.largest = max(self.largest, driver, self._largest())
+
+    def _largest(self) -> int:
+        top = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        top = max(top, int(line.split()[1]) * 1024)
+            except OSError:
+                continue
+        return top
 
 
 class ProgressTimes(logging.Handler):
@@ -216,10 +241,12 @@ def run_pipeline(cfg: Any, marker: str, scorer: type, expect_rows: int) -> dict[
         "counts": manifest["counts"],
         "duplicate_note_ids": manifest["duplicate_note_ids"]["count"],
         "files": len(manifest["inputs"]),
+        "truncated": manifest.get("truncated"),
         "parts_written": len([n for n in os.listdir(out) if n.startswith("part-")]),
         "chunks": manifest["chunks"],
         "driver_peak_rss_mb": round(peak.driver / 2**20, 1),
         "workers_peak_rss_mb": round(peak.workers / 2**20, 1),
+        "largest_process_peak_rss_mb": round(peak.largest / 2**20, 1),
         "object_store_spilled_mb": spilled_mb(),
         "first_part_s": box.get("first_part_s"),
         # from the first scorer actor's end of start-up (process, imports, model load)
@@ -321,19 +348,63 @@ def resume_at_scale(inputs: list[str], model: str, chunk_rows: int, out: Path, r
     }
 
 
+MIMIC_RUNS = ("csv_gz", "parquet_1rg", "jsonl")
+
+
+def mimic_case(args: Any, model: str, work: Path, ray_tmp: str) -> dict[str, Any]:
+    """The same MIMIC-shaped notes as discharge.csv.gz, a one-row-group parquet file and JSONL,
+    each scored by the real job with the stand-in forward, two actors (one CPU each)."""
+    data = Path(args.data) / f"mimic-{args.mimic_notes}-{args.mimic_words}"
+    if not (data / "DONE").exists():
+        print(f"making the MIMIC-shaped archive in {data} ...", flush=True)
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.monotonic()
+        made = archive.write_mimic(data, args.mimic_notes, seed=3, mean_words=args.mimic_words,
+                                   jsonl=True, parquet=True)  # fmt: skip
+        made["seconds"] = round(time.monotonic() - t0, 1)
+        (data / "DONE").write_text(json.dumps(made))
+    made = json.loads((data / "DONE").read_text())
+    sets = {"scoring__max_prompt_tokens": args.mimic_prompt_tokens,
+            "resources__num_actors": args.actors, "resources__cpus_per_actor": args.cpus_per_actor,
+            "io__text_column": "text", "io__id_column": "note_id",
+            "io__keep_columns": "[subject_id,hadm_id]"}  # fmt: skip
+    result: dict[str, Any] = {"notes": made["notes"], "mean_words": made["mean_words"],
+                              "bytes": made["bytes"], "settings": sets}  # fmt: skip
+    # warm-up: Ray's worker pool and the actors' first start, paid before any of the three
+    head = work / "mimic-warmup.jsonl"
+    with open(made["paths"]["jsonl"], "rb") as fh:
+        head.write_bytes(b"".join(fh.readline() for _ in range(2 * args.chunk_rows)))
+    scoring.run_scoring(score_cfg([str(head)], work / "mimic-warmup", model, args.chunk_rows,
+                                  **sets), scorer=StandInScorer)  # fmt: skip
+    for name, key in (("csv_gz", "csv_gz"), ("parquet_1rg", "parquet"), ("jsonl", "jsonl")):
+        print(f"MIMIC-shaped, {name}, {made['notes']:,} notes ...", flush=True)
+        out = work / f"mimic-{name}"
+        cfg = score_cfg([made["paths"][key]], out, model, args.chunk_rows, **sets)
+        r = run_pipeline(cfg, ray_tmp, StandInScorer, made["notes"])
+        ids = scoring.read_output(str(out), columns=["note_id"]).column("note_id").to_pylist()
+        r["unique_ids"] = len(set(ids))
+        result[name] = r
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--notes", type=int, default=100_000, help="notes in the whole archive")
     ap.add_argument("--files", type=int, default=200, help="files in the archive")
     ap.add_argument("--small", type=int, default=10_000, help="notes in the subset (memory)")
-    ap.add_argument("--tiny-notes", type=int, default=2000, help="notes for the tiny-model runs")
+    ap.add_argument("--tiny-notes", type=int, default=10_000, help="notes for the tiny-model runs")
+    ap.add_argument("--mimic-notes", type=int, default=331_794, help="MIMIC-shaped case: notes")
+    ap.add_argument("--mimic-words", type=int, default=archive.MIMIC_WORDS, help="mean words")
+    ap.add_argument("--mimic-prompt-tokens", type=int, default=8192,
+                    help="MIMIC-shaped case: scoring.max_prompt_tokens")  # fmt: skip
     ap.add_argument("--chunk-rows", type=int, default=1024, help="io.chunk_rows (the default)")
     ap.add_argument("--max-prompt-tokens", type=int, default=3072, help="stand-in runs' budget")
     ap.add_argument("--actors", type=int, default=2, help="stand-in scorer actors")
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per stand-in actor")
     ap.add_argument("--data", default="/tmp/score-scale", help="where the archive is made once")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_scale.json"))
-    ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "tiny", "resume"],
+    ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "mimic", "tiny", "resume"],
                     help="parts not to run; their figures in --out are kept")  # fmt: skip
     ap.add_argument("--note", default=None, help="conditions to record with the figures")
     args = ap.parse_args(argv)
@@ -426,6 +497,21 @@ def main(argv: list[str] | None = None) -> int:
             save()
             shutil.rmtree(work / "s10k", ignore_errors=True)
             shutil.rmtree(work / "s100k", ignore_errors=True)
+        # 2b. MIMIC-IV-Note's shape: one discharge.csv.gz, the same notes as one parquet file
+        # with a single row group and as JSONL, in one run (stand-in forward)
+        if "mimic" not in args.skip:
+            report["mimic"] = mimic_case(args, model, work, ray_tmp)
+            m = report["mimic"]
+            report.update(
+                mimic_csv_vs_jsonl=round(m["csv_gz"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3),
+                parquet_1rg_vs_jsonl=round(
+                    m["parquet_1rg"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3
+                ),
+                mimic_peak_rss_mb=max(m[k]["largest_process_peak_rss_mb"] for k in MIMIC_RUNS),
+                mimic_rows_in=m["notes"],
+                mimic_rows_out=min(m[k]["rows_out"] for k in MIMIC_RUNS),
+            )
+            save()
         # 3. the tiny model: Ray Data vs the in-process loop, the same notes
         if "tiny" not in args.skip:
             n = args.tiny_notes
@@ -437,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     lines = Path(f).read_text(encoding="utf-8").splitlines()
                     notes += [json.loads(x)["note"] for x in lines if x.strip()]
-            chunk = max(16, n // 32)
+            chunk = args.chunk_rows  # the job's default: a chunk per scorer call
             cfg = score_cfg(tiny_files["files"], work / "tiny-out", model, chunk,
                             scoring__generate="never")  # fmt: skip
             print(f"tiny model, Ray Data, {n} notes ...", flush=True)
@@ -460,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
                 in_process_notes_per_s=ip["notes_per_s"],
                 ray_data_vs_in_process=round(rd["notes_per_s"] / ip["notes_per_s"], 3),
             )
+            if n >= 10_000:
+                report["ray_data_vs_in_process_10k"] = report["ray_data_vs_in_process"]
             save()
         if ray.is_initialized():
             ray.shutdown()

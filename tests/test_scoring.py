@@ -232,11 +232,18 @@ def test_expand_inputs_files_folders_globs_and_uris(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("a.jsonl", "sub/b.jsonl", "sub/c.parquet", "sub/_skip.jsonl", "x.txt"):
         (tmp_path / name).write_bytes(b"")
-    want = [str(tmp_path / n) for n in ("a.jsonl", "sub/b.jsonl", "sub/c.parquet")]
-    assert scoring.expand_inputs([str(tmp_path)]) == want
-    assert scoring.expand_inputs([f"{tmp_path}/**/*.jsonl"]) == [want[0], want[1]]
-    assert scoring.expand_inputs([f"{tmp_path}/*.jsonl"]) == [want[0]]
-    assert scoring.expand_inputs([f"file://{tmp_path}/sub"]) == [f"file://{w}" for w in want[1:]]
+    rels = ["a.jsonl", "sub/b.jsonl", "sub/c.parquet"]
+    want = [str(tmp_path / n) for n in rels]
+
+    def found(spec: str) -> list[tuple[str, str]]:
+        return [(f.uri, f.rel) for f in scoring.expand_inputs([spec])]
+
+    assert found(str(tmp_path)) == list(zip(want, rels))  # named relative to the folder given
+    assert found(f"{tmp_path}/**/*.jsonl") == list(zip(want, rels))[:2]  # to the glob's base
+    assert found(f"{tmp_path}/*.jsonl") == [(want[0], "a.jsonl")]
+    assert found(f"file://{tmp_path}/sub") == [(f"file://{want[1]}", "b.jsonl"),
+                                               (f"file://{want[2]}", "c.parquet")]  # fmt: skip
+    assert found(str(tmp_path / "sub" / "b.jsonl")) == [(want[1], "b.jsonl")]  # a file: its name
     with pytest.raises(scoring.ScoreError, match="not found"):
         scoring.expand_inputs([str(tmp_path / "missing.jsonl")])
     with pytest.raises(scoring.ScoreError, match="unsupported"):
@@ -409,7 +416,8 @@ def test_pipeline_statuses_ids_provenance(
     assert meta["package_version"] and meta["config"]["io"]["chunk_rows"] == 4
     on_disk = json.loads((out / scoring.MANIFEST).read_text())
     assert on_disk["provenance"] == meta and on_disk["state"] == "complete"
-    assert on_disk["inputs"] == [str(path)] and on_disk["rows"] == 15
+    assert [(e["uri"], e["source"]) for e in on_disk["inputs"]] == [(str(path), path.name)]
+    assert on_disk["inputs"][0]["sha256"] == scoring._sha256(path) and on_disk["rows"] == 15
     # PHI: owner-only files and directory
     assert (out.stat().st_mode & 0o777) == 0o700
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in out.iterdir())

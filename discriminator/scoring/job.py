@@ -27,7 +27,6 @@ from discriminator.scoring.write import (
     progress_counter,
     read_output,
 )
-from discriminator.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -247,10 +246,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     if stale := out.remove_stale_tmp():
         log.info("removed %d unfinished temporary file(s) from an interrupted run", stale)
 
-    try:
-        files = expand_inputs(cfg.io.input)
-    except SourceError as e:
-        raise ScoreError(str(e)) from None
+    files = expand_inputs(cfg.io.input)
     t_plan = time.monotonic()
     entries, news = reconcile(
         files,

@@ -34,7 +34,6 @@ from discriminator.sources import (
     InputFile,
     Scanner,
     SourceError,
-    expand_inputs,
     filesystem,
     glob_regex,
     is_local,
@@ -59,6 +58,16 @@ __all__ = [
     "reconcile",
     "stage",
 ]
+
+
+def expand_inputs(specs: list[str]) -> list[InputFile]:
+    """`sources.expand_inputs`, its errors as `ScoreError` (one line for the user)."""
+    from discriminator import sources
+
+    try:
+        return sources.expand_inputs(specs)
+    except SourceError as e:
+        raise ScoreError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ def _sha256(f: InputFile, limit: int | None = None) -> str:
     """SHA-256 of a file's bytes (of its first `limit` bytes)."""
     fs, path, _ = filesystem(f.uri)
     sha, left = hashlib.sha256(), limit
-    with fs.open_input_stream(path) as fh:
+    with fs.open_input_stream(path, compression=None) as fh:
         while left is None or left > 0:
             block = fh.read(BLOCK if left is None else min(BLOCK, left))
             if not block:
@@ -186,7 +195,7 @@ def _scan_text(
     staged = f.compression is not None
     said = _Said(f"reading {f.rel}")
     old_chunks = [list(c) for c in entry["chunks"]] if entry else []
-    with fs.open_input_stream(path) as raw:
+    with fs.open_input_stream(path, compression=None) as raw:
         pos, first, header = 0, 1, None
         hashing = _Hashing(raw)
         if entry is not None:  # the recorded prefix, then what follows it
@@ -443,10 +452,7 @@ def plan_chunks(
     """Chunks of files planned from scratch (no manifest; tools and tests). Staged files need
     `out` (where their pieces go)."""
     if files and isinstance(files[0], str):
-        try:
-            files = expand_inputs(list(files))  # type: ignore[arg-type]
-        except SourceError as e:
-            raise ScoreError(str(e)) from None
+        files = expand_inputs(list(files))  # type: ignore[arg-type]
     if out is None:  # where staged pieces of compressed files go
         import tempfile
 

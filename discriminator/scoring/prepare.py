@@ -60,7 +60,7 @@ def read_chunk(chunk: dict, columns: list[str]) -> Parsed:
             with fs.open_input_file(path) as fh:
                 table = pq.read_table(fh)
             return parquet_rows(table, first)
-        with fs.open_input_stream(path) as fh:
+        with fs.open_input_stream(path, compression=None) as fh:
             packed = fh.read()
         size = chunk["byte_end"] - chunk["byte_start"]
         data = pa.decompress(packed, decompressed_size=size, codec="lz4", asbytes=True)
