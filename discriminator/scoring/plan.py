@@ -173,8 +173,10 @@ def _parquet_layout(f: InputFile, chunk_rows: int) -> tuple[int, str, list[str]]
 
 
 def _piece_dir(out: Any, entry: dict) -> str:
-    key = hashlib.sha256(f"{entry['source']}|{entry['sha256']}".encode()).hexdigest()[:16]
-    return f"{STAGING}/{key}"
+    """A staged file's folder, named by its path, size and time (known before it is read, so
+    pieces go straight to their place; a file that changes gets another folder)."""
+    key = f"{entry['source']}|{entry['size']}|{entry['mtime_ns']}"
+    return f"{STAGING}/{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 def _piece_name(entry: dict, first: int) -> str:
@@ -191,9 +193,12 @@ def _scan_text(
     file also writes its pieces to staging. `entry`: continue a grown file after its recorded
     bytes (verified by their fingerprint)."""
     fs, path, _ = filesystem(f.uri)
-    _, mtime = _stat(f)
+    size, mtime = _stat(f)
     staged = f.compression is not None
-    said = _Said(f"reading {f.rel}")
+    folder = _piece_dir(out, {"source": f.rel, "size": size, "mtime_ns": mtime})
+    if staged:
+        out.makedirs(folder)
+    said = _Said(f"{'staging' if staged else 'reading'} {f.rel}")
     old_chunks = [list(c) for c in entry["chunks"]] if entry else []
     with fs.open_input_stream(path, compression=None) as raw:
         pos, first, header = 0, 1, None
@@ -231,20 +236,20 @@ def _scan_text(
         while block := stream.read(BLOCK):
             take(scanner.feed(block))
             if pending:
-                _write_pieces(out, f, pending)
+                _write_pieces(out, folder, pending)
             said(hashing.n, scanner.records)
         take(scanner.finish())
         if pending:
-            _write_pieces(out, f, pending)
+            _write_pieces(out, folder, pending)
     sha = hashing.sha.hexdigest()
-    if staged:
-        _rename_staging(out, f, sha)
+    if staged and hashing.n != size:
+        raise ScoreError(f"{f.rel} changed while it was read; re-run")
     return {
         "source": f.rel,
         "uri": f.uri,
         "format": f.format,
         "compression": f.compression,
-        "size": hashing.n,
+        "size": hashing.n,  # the bytes fingerprinted (a growing file: what was read)
         "mtime_ns": mtime,
         "sha256": sha,
         "records": scanner.records,
@@ -259,28 +264,11 @@ class _Changed(Exception):
     """A recorded file whose content is not what the last run read."""
 
 
-def _tmp_key(f: InputFile) -> str:
-    return f"{STAGING}/.new-{hashlib.sha256(f.rel.encode()).hexdigest()[:16]}"
-
-
-def _write_pieces(out: Any, f: InputFile, pending: list[tuple[int, bytes]]) -> None:
-    """Pieces of a file being planned go to a folder named by the file until its fingerprint is
-    known (`_rename_staging`)."""
-    folder = _tmp_key(f)
-    out.makedirs(folder)
+def _write_pieces(out: Any, folder: str, pending: list[tuple[int, bytes]]) -> None:
     for c_first, data in pending:
         name = f"{folder}/{c_first:012d}.lz4"
         out.write_atomic(name, pa.compress(data, codec="lz4", asbytes=True), fsync=False)
     pending.clear()
-
-
-def _rename_staging(out: Any, f: InputFile, sha: str) -> None:
-    src = _tmp_key(f)
-    dst = _piece_dir(out, {"source": f.rel, "sha256": sha})
-    out.remove_tree(dst)
-    out.makedirs(STAGING)
-    if out.exists(src):
-        out.move(src, dst)
 
 
 def plan_file(f: InputFile, chunk_rows: int, out: Any) -> dict:
