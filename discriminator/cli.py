@@ -98,8 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check JSONL/parquet records; exit 1 if any row is invalid")
-    p.add_argument("files", nargs="+", help="JSONL or parquet files, folders or globs")
+    p = sub.add_parser(
+        "validate", help="check labelled records (JSONL/CSV/TSV/parquet); exit 1 if any is invalid"
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        help="JSONL, CSV or TSV (plain, .gz or .zst) or parquet files, folders or globs",
+    )
     p.add_argument("--tokenizer", help="tokenizer/model dir: adds note lengths in tokens")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_validate)
