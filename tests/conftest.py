@@ -79,3 +79,19 @@ def lora_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     modeling.load_tokenizer(str(tiny_model_dir)).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance (2 CPUs) for one test module, in its own short temp dir (Ray's socket
+    paths must stay short)."""
+    import shutil
+    import tempfile
+
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="rl", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    yield
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -32,17 +32,6 @@ SMOKE = REPO / "ray_jobs/configs/smoke_score.yaml"
 COLS = ["id", "note", "reason"]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="ra", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
 def cfg_for(tiny_model_dir, adapter, inputs, output, **sets) -> ScoreConfig:
     overrides = [f"model.name_or_path={tiny_model_dir}", f"adapter={adapter}", "io.chunk_rows=5"]
     overrides += [f"{k.replace('__', '.')}={v}" for k, v in sets.items()]

@@ -319,17 +319,6 @@ def test_unreadable_inputs_give_a_clear_file_level_error(tmp_path):
         data.load_valid(NASTY / "empty.jsonl")
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="rb", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_scoring_job_on_the_nasty_corpus_gives_one_row_per_input_row(
     ray_local, tiny_model_dir, lora_adapter_dir, corpus, tmp_path

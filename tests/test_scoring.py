@@ -58,17 +58,6 @@ def smoke_cfg(tiny_model_dir, adapter_dir, inputs, output, **sets) -> ScoreConfi
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths must stay short
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def mixed_input(tmp_path_factory) -> tuple[Path, dict]:
     """Good rows, an id column, blank lines, bad rows and a note far over the prompt budget."""
     d = tmp_path_factory.mktemp("mixed")
