@@ -161,6 +161,34 @@ def test_bad_csv_rows_are_rows_and_broken_quoting_stops_nothing(tmp_path):
     ]
 
 
+def test_symlink_loops_huge_integers_and_bad_utf8_in_parquet_are_rows_not_crashes(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    big = "9" * 5000  # more digits than Python converts to int
+    (tmp_path / "in" / "sub" / "a.jsonl").write_text(
+        f'{{"note": "a"}}\n{{"note": "b", "id": {big}}}\n'
+    )
+    (tmp_path / "in" / "sub" / "loop").symlink_to("..")  # a folder that contains itself
+    offsets = pa.py_buffer(b"".join(i.to_bytes(4, "little") for i in (0, 2, 4)))
+    notes = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"ok\xff\xfe")])
+    pq.write_table(pa.table({"note": notes, "id": ["x", "y"]}), tmp_path / "in" / "bad.parquet")
+    files = scoring.expand_inputs([str(tmp_path / "in")])
+    assert [f.rel for f in files] == ["bad.parquet", "sub/a.jsonl"]  # each real file once
+    result = data.read_records(tmp_path / "in")
+    assert result.rows_seen == 4 and [(Path(p.path).name, p.line, p.message) for p in result.problems] == [
+        ("bad.parquet", 2, "invalid UTF-8"),
+        ("a.jsonl", 2, "not valid JSON (a value out of range)"),
+    ]  # fmt: skip
+    out = scoring.Output(str(tmp_path / "o"))
+    got = [
+        (c.source, n, problem)
+        for c in scoring.plan_chunks(files, 1, out)
+        for n, _, problem in scoring.read_chunk({**c.__dict__, "header": list(c.header)}, COLS)
+    ]
+    assert got == [("bad.parquet", 1, None), ("bad.parquet", 2, "invalid UTF-8"),
+                   ("sub/a.jsonl", 1, None),
+                   ("sub/a.jsonl", 2, "not valid JSON (a value out of range)")]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------
 # Ids and provenance
 
