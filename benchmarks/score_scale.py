@@ -152,13 +152,26 @@ class Peak(PeakRSS):
         self.largest = max(self.largest, driver, self._largest())
 
     def _largest(self) -> int:
-        top = 0
+        """The largest RSS among this process's descendants (the local Ray instance: GCS,
+        raylet, and the workers and actors, which rename themselves `ray::...`, so their command
+        lines no longer name the marker)."""
+        parent: dict[int, int] = {}
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
-                if self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    continue
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+        mine, top = {os.getpid()}, 0
+        grew = True
+        while grew:
+            kids = {p for p, pp in parent.items() if pp in mine and p not in mine}
+            grew = bool(kids)
+            mine |= kids
+        for pid in mine - {os.getpid()}:
+            try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         top = max(top, int(line.split()[1]) * 1024)
