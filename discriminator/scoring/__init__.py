@@ -1,13 +1,18 @@
 """Batch scoring of note archives with Ray Data: read -> prepare (CPU) -> scorer actors -> parquet.
 
 Pipeline
-  1. Plan (driver): expand files/folders/globs on any pyarrow (or fsspec) filesystem and cut every
-     input file into deterministic chunks of `io.chunk_rows` lines (JSONL, by byte offsets found
-     in one streaming pass) or rows (parquet, from the footer). A chunk is named by a hash of
-     (file URI, first line, line count), so the same input gives the same chunk names every run.
-  2. Prepare (Ray Data CPU tasks, `prepare_batch`): read the chunk's bytes and split lines
-     ourselves, so EVERY non-blank line becomes exactly one row even when it is not JSON or not
-     UTF-8; validate (bad rows -> `invalid_input`), chat-format with `render_prompt`, cut long notes
+  1. Plan (driver): expand files/folders/globs on any pyarrow (or fsspec) filesystem
+     (`discriminator.sources`: JSONL, CSV, TSV, plain or gzip/zstd, and parquet; each file named
+     by its path relative to the root it was found under), record each file (size, time,
+     SHA-256, rows) and cut it into deterministic chunks of `io.chunk_rows` records: plain text
+     by byte offsets found in one streaming pass, parquet with small row groups by its footer;
+     compressed files and parquet with larger row groups are streamed once into chunk-sized
+     pieces under `<output>/_staging/`. A chunk is named by a hash of (relative path, first
+     record, count); chunks are recorded in the manifest and never re-cut (`plan.reconcile`
+     compares a re-run's files with the record: same, grown, added, changed, removed).
+  2. Prepare (Ray Data CPU tasks, `prepare_batch`): read the chunk's bytes (or piece) and split
+     records ourselves, so EVERY non-blank record becomes exactly one row even when it is not
+     JSON or not UTF-8; validate (bad rows -> `invalid_input`), chat-format with `render_prompt`, cut long notes
      in the middle with `fit_note` to the prompt budget, tokenize, append the forced answer prefix.
   3. Score (Ray Data actor pool, `Scorer`): one model per GPU (fractional CPUs per actor without
      GPUs). Rows are sorted by length and split into sub-batches under a token budget (length
@@ -32,12 +37,14 @@ are always written together. We do not use Ray Data's own checkpointing
 time, but our JSONL ids are derived from line numbers that a plain read does not know, user ids
 may collide, and its per-block checkpoint is written after the data file, so a kill in between
 duplicates rows on resume. A re-run refuses an output directory written with a different model,
-adapter, prompt version or scoring settings.
+adapter, prompt version or scoring settings, and continues only over the same input files;
+`io.update` adds new files and rows appended to grown plain-text files (new chunks after the
+recorded ones); a file changed in place or removed is refused, naming it.
 
 Ids: `note_id` is the id column's value (stringified) when present and non-empty, else
-`derive_note_id(file, line)` (`notes.jsonl:17`). Ids are never rewritten; duplicates (colliding
-user ids, or same-named files in different folders) are counted and listed in the manifest and
-logged as a warning, because silently renaming a user's ids would be worse.
+`derive_note_id(source, row)` (`2019/notes.jsonl:17`), unique across folders because `source` is
+the path relative to the input root. Every row also carries `source` and `row`. User ids are never
+rewritten; repeated ones are counted and listed in the manifest and logged as a warning.
 
 Failures: an exception while scoring a sub-batch retries its rows one by one; rows that still fail
 become `status="failed"` with `error` = exception type + phase (never the message, which may echo
