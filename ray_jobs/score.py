@@ -40,7 +40,10 @@ from discriminator.runtime import private_dir
 
 FLAGS = {  # --flag: (config field, help)
     "adapter": ("adapter", "PEFT adapter directory (safetensors), e.g. the train job's output"),
-    "input": ("io.input", "JSONL/CSV/TSV (.gz, .zst)/parquet files, folders or globs (paths or URIs)"),
+    "input": (
+        "io.input",
+        "JSONL/CSV/TSV (.gz, .zst)/parquet files, folders or globs (paths or URIs)",
+    ),
     "output": ("io.output", "output directory; an existing one is resumed"),
     "text-column": ("io.text_column", "column with the note text (default: note)"),
     "id-column": ("io.id_column", "column with the note id (default: id; else <file>:<row>)"),
