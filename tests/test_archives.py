@@ -317,29 +317,32 @@ def test_compressed_and_parquet_files_that_change_are_refused(
 
 
 @pytest.mark.slow
-def test_interrupted_update_resumes_to_one_row_per_note(
-    ray_local, tiny_model_dir, lora_adapter_dir, tmp_path
-):
+def test_interrupted_update_resumes_to_one_row_per_note(tiny_model_dir, lora_adapter_dir, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     notes = make_notes(40, seed=11, words=40)
     a = src / "a.jsonl"
     a.write_bytes(b"".join(jl({"note": n}) for n in notes[:8]))
-    scoring.run_scoring(cfg_for(tiny_model_dir, lora_adapter_dir, [src], out, io__chunk_rows=4))
-    with open(a, "ab") as fh:
-        fh.write(b"".join(jl({"note": n}) for n in notes[8:]))  # 32 rows: 8 new chunks
-    first = set(snapshot(out))
     ray_tmp = tempfile.mkdtemp(prefix="ru", dir="/tmp")
+    log = tmp_path / "job.log"
     cmd = [sys.executable, "-m", "ray_jobs.score", "--config", str(SMOKE), "--adapter",
-           str(lora_adapter_dir), "--input", str(src), "--output", str(out), "--update",
+           str(lora_adapter_dir), "--input", str(src), "--output", str(out),
            "--generate", "always", "--set", f"model.name_or_path={tiny_model_dir}",
            "--set", "io.chunk_rows=4", "--set", "scoring.max_new_tokens=48"]  # fmt: skip
     try:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=job_env(ray_tmp), start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(cmd, cwd=REPO, env=job_env(ray_tmp), capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        with open(a, "ab") as fh:
+            fh.write(b"".join(jl({"note": n}) for n in notes[8:]))  # 32 rows: 8 new chunks
+        first = set(snapshot(out))
+        cmd.append("--update")
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=job_env(ray_tmp), start_new_session=True,
+                                    stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
         deadline = time.time() + 180
         while not {p.name for p in out.glob("part-*.parquet")} - first:
-            assert proc.poll() is None, "scoring exited before writing a new part"
+            assert proc.poll() is None, f"exited before a new part: {log.read_text()[-2000:]}"
             assert time.time() < deadline
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
