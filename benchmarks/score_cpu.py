@@ -69,6 +69,17 @@ class PeakRSS:
     def __init__(self, marker: str):
         self.marker, self.peak, self._stop = marker.encode(), 0, threading.Event()
 
+    @staticmethod
+    def rss(pid: int | str) -> int:
+        """A process's resident memory in bytes (0 when it is gone)."""
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def _split(self) -> tuple[int, int]:
         """(RSS of this process, RSS of the processes naming the marker), in bytes."""
         me = others = 0
@@ -79,12 +90,10 @@ class PeakRSS:
                 mine = int(pid) == os.getpid()
                 if not mine and self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
                     continue
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        rss = int(line.split()[1]) * 1024
-                        me, others = (me + rss, others) if mine else (me, others + rss)
             except OSError:
                 continue
+            rss = self.rss(pid)
+            me, others = (me + rss, others) if mine else (me, others + rss)
         return me, others
 
     def _record(self) -> None:

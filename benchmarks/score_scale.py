@@ -164,20 +164,13 @@ class Peak(PeakRSS):
             except OSError:
                 continue
             parent[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
-        mine, top = {os.getpid()}, 0
+        mine = {os.getpid()}
         grew = True
         while grew:
             kids = {p for p, pp in parent.items() if pp in mine and p not in mine}
             grew = bool(kids)
             mine |= kids
-        for pid in mine - {os.getpid()}:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        top = max(top, int(line.split()[1]) * 1024)
-            except OSError:
-                continue
-        return top
+        return max((self.rss(pid) for pid in mine - {os.getpid()}), default=0)
 
 
 class ProgressTimes(logging.Handler):

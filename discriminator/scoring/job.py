@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -16,7 +15,14 @@ from discriminator.prompt import (
     PROMPT_VERSION,
     prompt_overhead,
 )
-from discriminator.scoring.plan import STAGING, chunks_of, expand_inputs, reconcile, stage
+from discriminator.scoring.plan import (
+    STAGING,
+    chunks_of,
+    expand_inputs,
+    file_sha256,
+    reconcile,
+    stage,
+)
 from discriminator.scoring.prepare import _tokenizer, prepare_batch, tokenizer_path
 from discriminator.scoring.schema import MANIFEST, OUTPUT_SCHEMA, ScoreError
 from discriminator.scoring.scorer import Scorer, check_adapter
@@ -99,11 +105,7 @@ def apply_adapter_provenance(tree: dict[str, Any]) -> list[str]:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(str(path))
 
 
 def package_version() -> str:

@@ -35,9 +35,6 @@ from discriminator.sources import (
     Scanner,
     SourceError,
     filesystem,
-    glob_regex,
-    is_local,
-    listed,
 )
 
 log = logging.getLogger(__name__)
@@ -50,10 +47,8 @@ __all__ = [
     "InputFile",
     "chunks_of",
     "expand_inputs",
+    "file_sha256",
     "filesystem",
-    "glob_regex",
-    "is_local",
-    "listed",
     "plan_chunks",
     "reconcile",
     "stage",
@@ -142,18 +137,13 @@ def _stat(f: InputFile) -> tuple[int, int]:
     return int(info.size or 0), int(mtime)
 
 
-def _sha256(f: InputFile, limit: int | None = None) -> str:
-    """SHA-256 of a file's bytes (of its first `limit` bytes)."""
-    fs, path, _ = filesystem(f.uri)
-    sha, left = hashlib.sha256(), limit
+def file_sha256(uri: str) -> str:
+    """SHA-256 of a file's bytes (compressed bytes as stored), on any filesystem."""
+    fs, path, _ = filesystem(uri)
+    sha = hashlib.sha256()
     with fs.open_input_stream(path, compression=None) as fh:
-        while left is None or left > 0:
-            block = fh.read(BLOCK if left is None else min(BLOCK, left))
-            if not block:
-                break
+        while block := fh.read(BLOCK):
             sha.update(block)
-            if left is not None:
-                left -= len(block)
     return sha.hexdigest()
 
 
@@ -163,8 +153,8 @@ def _parquet_layout(f: InputFile, chunk_rows: int) -> tuple[int, str, list[str]]
     fs, path, _ = filesystem(f.uri)
     try:
         with fs.open_input_file(path) as fh:
-            meta = pq.ParquetFile(fh).metadata
-            names = pq.ParquetFile(fh).schema_arrow.names
+            pf = pq.ParquetFile(fh)
+            meta, names = pf.metadata, pf.schema_arrow.names
     except Exception as e:
         raise ScoreError(f"cannot read parquet {f}: {type(e).__name__}") from None
     groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
@@ -172,7 +162,7 @@ def _parquet_layout(f: InputFile, chunk_rows: int) -> tuple[int, str, list[str]]
     return meta.num_rows, layout, names
 
 
-def _piece_dir(out: Any, entry: dict) -> str:
+def _piece_dir(entry: dict) -> str:
     """A staged file's folder, named by its path, size and time (known before it is read, so
     pieces go straight to their place; a file that changes gets another folder)."""
     key = f"{entry['source']}|{entry['size']}|{entry['mtime_ns']}"
@@ -195,7 +185,7 @@ def _scan_text(
     fs, path, _ = filesystem(f.uri)
     size, mtime = _stat(f)
     staged = f.compression is not None
-    folder = _piece_dir(out, {"source": f.rel, "size": size, "mtime_ns": mtime})
+    folder = _piece_dir({"source": f.rel, "size": size, "mtime_ns": mtime})
     if staged:
         out.makedirs(folder)
     said = _Said(f"{'staging' if staged else 'reading'} {f.rel}")
@@ -284,7 +274,7 @@ def plan_file(f: InputFile, chunk_rows: int, out: Any) -> dict:
         "compression": None,
         "size": size,
         "mtime_ns": mtime,
-        "sha256": _sha256(f),
+        "sha256": file_sha256(f.uri),
         "records": rows,
         "tail_open": False,
         "header": names,
@@ -309,7 +299,7 @@ def reconcile(
     old = {e["source"]: e for e in previous or []}
     entries: list[dict] = []
     diffs: list[tuple[str, str]] = []  # (kind, line)
-    news = {"added": 0, "grown": 0, "touched": 0}
+    news = {"added": 0, "grown": 0}
     for f in files:
         e = old.pop(f.rel, None)
         if e is None:
@@ -337,9 +327,8 @@ def reconcile(
             entries.append(grown)
             news["grown"] += 1
             continue
-        if size == e["size"] and _sha256(f) == e["sha256"]:  # touched, not changed
+        if size == e["size"] and file_sha256(f.uri) == e["sha256"]:  # touched, not changed
             entries.append({**e, "uri": f.uri, "mtime_ns": mtime})
-            news["touched"] += 1
             continue
         how = (
             "shorter than in the last run"
@@ -371,7 +360,7 @@ def reconcile(
 def chunks_of(entries: list[dict], out: Any) -> list[Chunk]:
     chunks: list[Chunk] = []
     for e in entries:
-        folder = _piece_dir(out, e) if e["layout"] == "staged" else ""
+        folder = _piece_dir(e) if e["layout"] == "staged" else ""
         header = tuple(e.get("header") or ()) if e["format"] != PARQUET else ()
         for first, count, start, end in e["chunks"]:
             staged = out.uri_of(f"{folder}/{_piece_name(e, first)}") if folder else ""
@@ -386,7 +375,7 @@ def stage(
 ) -> int:
     """Write the staged pieces that `chunks` need and that are missing; returns pieces written.
     The file is read once, streaming; its fingerprint must still be the recorded one."""
-    folder = _piece_dir(out, entry)
+    folder = _piece_dir(entry)
     want = {c.first for c in chunks if c.source == entry["source"]}
     have = {n.split(".", 1)[0] for n in out.names(folder)}
     missing = sorted(f for f in want if f"{f:012d}" not in have)
@@ -402,7 +391,7 @@ def stage(
         return len(missing)
     import pyarrow.parquet as pq
 
-    if _sha256(f) != entry["sha256"]:
+    if file_sha256(f.uri) != entry["sha256"]:
         raise ScoreError(f"{entry['source']} changed since it was planned; re-run")
     fs, path, _ = filesystem(f.uri)
     by_first = {c[0]: c[1] for c in entry["chunks"]}
