@@ -51,7 +51,6 @@ def set_env() -> None:
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
         "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
         "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
     }.items():

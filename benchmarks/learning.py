@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -278,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--points up to {args.points[-1]} need --notes >= {args.points[-1] * 10 // 8}")
 
     common.set_env()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     from discriminator.runtime import init_ray
     from discriminator.synth import write_splits
 

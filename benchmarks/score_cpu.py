@@ -28,7 +28,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -164,8 +163,10 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="sb", dir="/tmp"))
     base_dir, adapter = build_model(root)
-    ray_tmp = str(root / "ray")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=ray_tmp, log_to_driver=False)
+    from discriminator.runtime import init_ray, ray_folder
+
+    init_ray(num_cpus=2, log_to_driver=False)  # a private local instance
+    ray_tmp = str(ray_folder())  # its processes name this folder
     results = []
     for mult in (1, 10):
         n = args.notes * mult

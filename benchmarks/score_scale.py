@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -462,8 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         report["planning_s_100k"], n_chunks = plan_time(files, args.chunk_rows)
         print(f"planning: {report['planning_s_100k']}s for {n_chunks} chunks", flush=True)
         save()
-        ray_tmp = str(work / "ray")
-        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=ray_tmp, log_to_driver=False)
+        from discriminator.runtime import init_ray, ray_folder
+
+        init_ray(num_cpus=2, log_to_driver=False)  # a private local instance
+        ray_tmp = str(ray_folder())  # its processes name this folder
         # 2. the pipeline's own capacity (stand-in forward)
         import pyarrow.parquet as pq
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+from discriminator.runtime import UMASK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -173,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(UMASK)  # what the commands write (imported notes, splits, reports) is owner-only
     try:
         return args.func(args)
     except (ValueError, OSError) as e:

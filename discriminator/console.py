@@ -218,8 +218,9 @@ def local_log_dir(where: str | os.PathLike | None, fallback: str = "runs/logs") 
 def capture(job: str, log_dir: str | os.PathLike, verbose: bool = False) -> Iterator[Console]:
     """Run the body with the console filtered as described in the module docstring."""
     global _current
-    from discriminator.runtime import private_dir
+    from discriminator.runtime import UMASK, private_dir
 
+    os.umask(UMASK)  # the job's files (logs, outputs, checkpoints) derive from PHI: owner-only
     if _current is not None:  # nested (a job called from another job's process): share it
         yield _current
         return

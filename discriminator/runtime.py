@@ -1,8 +1,23 @@
-"""Process environment for the jobs: quiet, offline-friendly defaults and Ray start-up."""
+"""Process environment for the jobs: quiet, offline-friendly defaults, private files, and a Ray
+that nobody else on the machine can reach.
+
+A local Ray instance (no RAY_ADDRESS) runs in a fresh owner-only folder with an unpredictable name
+(`<RAY_TMPDIR or /tmp>/ray-XXXXXXXX`, mode 0700); Ray's own temp tree is `ray/` inside it, so the
+modes Ray gives its folders (it makes them 0777 on purpose) cannot expose anything. Every listener
+binds to 127.0.0.1, and token authentication is on with a per-run token written in that folder
+(O_EXCL, 0600). The folder is removed when the process exits (kept with RAY_KEEP_TMPDIR=1, to
+read Ray's own logs).
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import secrets
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +28,191 @@ ENV_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+# Files a job writes (outputs, logs, checkpoints, Ray's logs and spilled objects) derive from
+# PHI: owner-only, whatever the user's umask.
+UMASK = 0o077
+# Ray's temp folder inside the private one (short: Ray's socket paths must stay < 107 bytes).
+RAY_SUBDIR = "ray"
+TOKEN_FILE = "token"
+
+
+_local_folder: Path | None = None  # the private folder of this process's local instance
+_exit_hook: list[bool] = []
+
+
+class PrivacyError(ValueError):
+    """A folder or file other users could read or replace."""
 
 
 def set_env_defaults() -> None:
+    """The job process's defaults: quiet libraries and owner-only files (umask 077)."""
+    os.umask(UMASK)
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
 
+def check_parent_dir(path: str | Path, what: str) -> Path:
+    """`path` as a folder to create private folders in: it must exist, belong to this user (or
+    root), and, when group or others may write it, carry the sticky bit (like /tmp), so nobody
+    else can rename or replace what is made in it."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise PrivacyError(f"{what} {p}: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise PrivacyError(f"{what} {p} is not a folder")
+    if st.st_uid not in (os.getuid(), 0):
+        raise PrivacyError(
+            f"{what} {p} belongs to another user (uid {st.st_uid}); use a folder of yours"
+        )
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise PrivacyError(
+            f"{what} {p} is writable by other users (mode {st.st_mode & 0o7777:o}, no sticky bit); "
+            "use a folder only you can write"
+        )
+    return p
+
+
+def check_token_file(path: str | Path) -> Path:
+    """A token file the user names: a regular file (not a link), owned by this user, readable by
+    nobody else; refused with one line otherwise."""
+    p = Path(path).expanduser()
+    try:
+        st = p.lstat()
+    except OSError as e:
+        raise PrivacyError(f"token file {p}: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+        raise PrivacyError(f"token file {p} is not a regular file (a link or a device is refused)")
+    if st.st_uid != os.getuid():
+        raise PrivacyError(f"token file {p} belongs to another user (uid {st.st_uid})")
+    if st.st_mode & 0o077:
+        raise PrivacyError(
+            f"token file {p} is readable or writable by other users (mode {st.st_mode & 0o777:o}); "
+            f"run: chmod 600 {p}"
+        )
+    return p
+
+
+def check_not_shared_writable(path: str | Path, what: str) -> None:
+    """Refuse (one line) a file or folder that another user owns or that group or others may
+    write: what is loaded from it (a pickle) could be someone else's."""
+    p = Path(path)
+    st = p.stat()
+    if st.st_uid != os.getuid():
+        raise PrivacyError(
+            f"{what} {p} belongs to another user (uid {st.st_uid}); refusing to load it"
+        )
+    if st.st_mode & 0o022:
+        raise PrivacyError(
+            f"{what} {p} is writable by other users (mode {st.st_mode & 0o7777:o}); refusing to load "
+            f"it (run: chmod go-w {p})"
+        )
+
+
+def write_token(path: str | Path) -> Path:
+    """A fresh random token in a new file (O_EXCL: never an existing file or link), mode 0600."""
+    p = Path(path)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, secrets.token_hex(32).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return p
+
+
+def make_private_dir(base: str | Path | None = None, prefix: str = "ray-") -> Path:
+    """A fresh folder with an unpredictable name under `base` (RAY_TMPDIR, else /tmp; made
+    owner-only when missing), mode 0700. `base` must be a folder others cannot tamper with (see
+    `check_parent_dir`)."""
+    base = Path(base or os.environ.get("RAY_TMPDIR") or "/tmp")
+    if not base.exists():
+        private_dir(base)
+    check_parent_dir(base, "Ray temp folder")
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    d.chmod(0o700)
+    return d
+
+
+def _token_in_use() -> None:
+    """Refuse a token file Ray would read that others can read or replace (connecting to a
+    cluster: RAY_AUTH_TOKEN_PATH, else Ray's default ~/.ray/auth_token)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        check_token_file(os.environ["RAY_AUTH_TOKEN_PATH"])
+        return
+    default = Path.home() / ".ray" / "auth_token"
+    if default.exists():
+        check_token_file(default)
+
+
+def _private_local_ray() -> Path:
+    """Prepare a private local instance: the folder, its token, loopback-only addresses, token
+    auth for this process and every process it starts. Returns Ray's temp folder."""
+    folder = make_private_dir()
+    token = write_token(folder / TOKEN_FILE)
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # would override the file
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    # Ray binds its servers to the node's address; on Linux it resolves "127.0.0.1" to the
+    # machine's outward address unless clusters are off, as they are on macOS and Windows. The
+    # variable reaches Ray's child processes; the constant is already read in this process.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # No metrics export server (unauthenticated HTTP) on each node; set
+    # RAY_enable_metrics_collection=1 to have one (on 127.0.0.1).
+    os.environ.setdefault("RAY_enable_metrics_collection", "0")
+    import ray._private.ray_constants as ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    Config.initialize("")  # Ray read RAY_AUTH_MODE when it was imported
+    AuthenticationTokenLoader.instance().reset_cache()
+
+    global _local_folder
+    _local_folder = folder
+    if not _exit_hook:
+        atexit.register(shutdown_ray)  # runs before Ray's own exit hook (registered earlier)
+        _exit_hook.append(True)
+    return folder / RAY_SUBDIR
+
+
+def shutdown_ray() -> None:
+    """Stop Ray and remove this process's private local folder (unless RAY_KEEP_TMPDIR=1)."""
+    global _local_folder
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.shutdown()
+    folder, _local_folder = _local_folder, None
+    if folder is not None and os.environ.get("RAY_KEEP_TMPDIR") != "1":
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def init_ray(**kwargs: Any) -> Any:
     """Connect to RAY_ADDRESS (a cluster, or the job's cluster under `ray job submit`), else
-    start a local instance. Workers started locally inherit this process's environment."""
+    start a private local instance (see the module docstring). Workers started locally inherit
+    this process's environment."""
     set_env_defaults()
     import ray
 
     if ray.is_initialized():
         return ray.get_runtime_context()
     kwargs.setdefault("log_to_driver", True)
-    if not os.environ.get("RAY_ADDRESS"):
+    if os.environ.get("RAY_ADDRESS"):
+        _token_in_use()
+    else:
         kwargs.setdefault("include_dashboard", False)
+        kwargs["_temp_dir"] = str(_private_local_ray())  # always the private folder
     return ray.init(**kwargs)
+
+
+def ray_folder() -> Path | None:
+    """The private folder of this process's local Ray instance (None when connected to a
+    cluster or not started)."""
+    return _local_folder
 
 
 def private_dir(path: str | Path) -> bool:

@@ -306,6 +306,17 @@ class SweepOutcome:
     complete: bool  # False: interrupted (re-run to continue)
 
 
+def check_restore_safe(out: str | os.PathLike) -> None:
+    """Restoring unpickles `tuner.pkl` (and the trials' state) from the sweep folder: refuse a
+    sweep folder, or a `tuner.pkl`, that another user owns or that group or others may write."""
+    from discriminator.runtime import check_not_shared_writable
+
+    out = Path(out)
+    if (out / "tuner.pkl").exists():
+        check_not_shared_writable(out, "sweep folder")
+        check_not_shared_writable(out / "tuner.pkl", "sweep state")
+
+
 def run_sweep(cfg: TuneConfig, data: PreparedData) -> SweepOutcome:
     """Run (or restore and finish) the sweep, then write its outputs. Ray must be initialised."""
     import ray
@@ -321,6 +332,7 @@ def run_sweep(cfg: TuneConfig, data: PreparedData) -> SweepOutcome:
         TRIAL_RESOURCES,
     )
     if tune.Tuner.can_restore(out):
+        check_restore_safe(out)
         log(f"restoring the sweep in {out} (finished trials are kept)")
         _warn_if_changed(cfg, out)
         tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=True)

@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     mix += ["--categories", *args.categories] if args.categories else []
     set_env_defaults()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
     out = Path(args.out).resolve()
     data, runs = out / "data", out / "runs"
     py = sys.executable

@@ -57,6 +57,7 @@ def _run(cfg: TuneConfig) -> int:
     try:  # everything checked before Ray starts: a bad config or bad data runs no trial
         console.stage("checking the sweep, the base model and the data")
         tuning.check_sweep_config(cfg)
+        tuning.check_restore_safe(tuning.sweep_dir(cfg))
         check_model(cfg.train.model.name_or_path)
         data = training.prepare_data(cfg.train, load_tokenizer(cfg.train.model.name_or_path))
     except (ValueError, DataError, ModelNotFound) as e:

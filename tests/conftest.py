@@ -11,7 +11,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -83,15 +82,10 @@ def lora_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """A local Ray instance (2 CPUs) for one test module, in its own short temp dir (Ray's socket
-    paths must stay short)."""
-    import shutil
-    import tempfile
+    """A private local Ray instance (2 CPUs) for one test module: the jobs' own start-up (a fresh
+    0700 folder, loopback, token auth), removed afterwards."""
+    from discriminator.runtime import init_ray, shutdown_ray
 
-    import ray
-
-    tmp = tempfile.mkdtemp(prefix="rl", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    init_ray(num_cpus=2, log_to_driver=False)
     yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutdown_ray()

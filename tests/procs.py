@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
+import stat
+import threading
 from pathlib import Path
 
 
@@ -12,7 +15,6 @@ def job_env(ray_tmp: str, **extra: str) -> dict[str, str]:
     """Environment for a job subprocess on its own private Ray instance under `ray_tmp`."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(
-        RAY_AUTH_MODE="disabled",
         HF_HUB_OFFLINE="1",
         RAY_TRAIN_ENABLE_PRINT_PATCH="0",
         RAY_USAGE_STATS_ENABLED="0",
@@ -37,3 +39,80 @@ def kill_leftovers(marker: str) -> None:
         if marker.encode() in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+def exposed(root: Path) -> list[str]:
+    """Paths in the tree at `root` (root included) that another user could read or write: a
+    path is reachable by group (or others) when every folder from `root` down to it lets group
+    (others) search it, and exposed when it is reachable and its own mode lets them read or
+    write it. Links are skipped (their mode means nothing)."""
+    found = []
+
+    def walk(path: Path, reach: dict[str, bool]) -> None:
+        try:
+            st = path.lstat()
+        except OSError:  # removed while walking
+            return
+        if stat.S_ISLNK(st.st_mode):
+            return
+        mode = st.st_mode
+        for who, rw in (("group", 0o060), ("others", 0o006)):
+            if reach[who] and mode & rw:
+                found.append(f"{path} ({who}: mode {stat.S_IMODE(mode):o})")
+        if stat.S_ISDIR(mode):
+            inner = {
+                "group": reach["group"] and bool(mode & 0o010),
+                "others": reach["others"] and bool(mode & 0o001),
+            }
+            try:
+                children = list(path.iterdir())
+            except OSError:
+                return
+            for child in children:
+                walk(child, inner)
+
+    walk(root, {"group": True, "others": True})
+    return found
+
+
+class Watch(threading.Thread):
+    """While a test's jobs run: every listening socket of this process's descendants, and the
+    paths other users could reach in each private Ray folder (`ray-*`) under `ray_tmp`."""
+
+    def __init__(self, ray_tmp: Path, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.ray_tmp, self.interval = Path(ray_tmp), interval
+        self.listeners: set[tuple[str, int, str]] = set()
+        self.folders: set[str] = set()
+        self.exposed: set[str] = set()
+        self._stop = threading.Event()
+
+    def public(self) -> list[tuple[str, int, str]]:
+        return sorted(
+            x
+            for x in self.listeners
+            if not ipaddress.ip_address(x[0].removeprefix("::ffff:")).is_loopback
+        )
+
+    def sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        pids = {p.pid: p for p in me.children(recursive=True)}
+        for c in psutil.net_connections("inet"):
+            if c.status == psutil.CONN_LISTEN and c.pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    self.listeners.add((c.laddr.ip, c.laddr.port, pids[c.pid].name()))
+        for folder in self.ray_tmp.glob("ray-*"):
+            self.folders.add(str(folder))
+            self.exposed.update(exposed(folder))
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.sample()
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=30)

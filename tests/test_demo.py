@@ -114,7 +114,7 @@ def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
 
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1")
+    env.update(RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1")
     proc = subprocess.run(
         [sys.executable, "-m", "ray_jobs.demo", "--out", str(out), "--notes", "400"],
         cwd=REPO,

@@ -140,7 +140,7 @@ def test_medec_import_score_evaluate_end_to_end(tmp_path, tiny_model_dir, lora_a
 
     repo = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
+    env.update(HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
 
     def run(*args: str) -> str:
         proc = subprocess.run(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from procs import job_env, kill_leftovers
+from procs import Watch, exposed, job_env, kill_leftovers
 
 from discriminator import scoring, training
 from discriminator.config import ScoreConfig
@@ -112,8 +112,11 @@ def canary_run(tmp_path_factory):
         HF_DATASETS_CACHE=str(dirs["hf_cache"] / "datasets"),
         TRANSFORMERS_VERBOSITY="debug",
         DATASETS_VERBOSITY="debug",
+        RAY_KEEP_TMPDIR="1",  # Ray's own logs stay, to be searched for the marker
     )
     outputs = {}
+    watch = Watch(ray_tmp)  # listeners and folder modes while the jobs run
+    watch.start()
     try:
         outputs["train"] = _job(
             "ray_jobs.train",
@@ -158,8 +161,9 @@ def canary_run(tmp_path_factory):
             env,
         )
     finally:
+        watch.stop()
         kill_leftovers(str(ray_tmp))
-    yield {"canary": canary, "dirs": dirs, "outputs": outputs}
+    yield {"canary": canary, "dirs": dirs, "outputs": outputs, "watch": watch}
     import shutil
 
     shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -512,7 +512,7 @@ def _provenance_adapter(src: Path, dst: Path, base: str, quantization: str = "no
 def _score_job(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     ray_tmp = tempfile.mkdtemp(prefix="rp", dir="/tmp")
-    env.update(RAY_AUTH_MODE="disabled", RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
     env.update(HF_HUB_OFFLINE="1")
     try:
         return subprocess.run([sys.executable, "-m", "ray_jobs.score", *args], cwd=REPO, env=env,
@@ -613,7 +613,7 @@ def test_killed_job_resumes_without_duplicates(tiny_model_dir, adapter_dir, tmp_
     out = tmp_path / "out"
     ray_tmp = tempfile.mkdtemp(prefix="rk", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
     cmd = [sys.executable, "-m", "ray_jobs.score", "--config",
            str(REPO / "ray_jobs/configs/smoke_score.yaml"), "--adapter", str(adapter_dir),
            "--input", str(path), "--output", str(out), "--generate", "always",

@@ -10,6 +10,7 @@ The smoke training and scoring jobs run under SLURM in the last test.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import random
 import re
@@ -23,6 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import exposed
+
+from discriminator.runtime import write_token
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
@@ -195,8 +199,7 @@ def _ray_port_env() -> dict[str, str]:
 def job_env(slurm, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SLURM_"))}
     env.update(_ray_port_env())
-    env["RAY_AUTH_MODE"] = "disabled"
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["RAY_USAGE_STATS_ENABLED"] = "0"  # RAY_AUTH_MODE: the scripts' default (token)
     env["RAY_CLUSTER_GRACE"] = "20"
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     env.pop("SITE_ENV", None)
@@ -204,8 +207,8 @@ def job_env(slurm, tmp_path_factory):
 
 
 def _job_ray_pids(job_id: str) -> list[int]:
-    """PIDs whose command line names the job's Ray temp dir (/tmp/ray-<jobid>)."""
-    pat = re.compile(rf"/tmp/ray-{job_id}(/|\s|$)")
+    """PIDs whose command line names the job's private Ray folder (/tmp/ray-<jobid>.XXXXXX)."""
+    pat = re.compile(rf"/tmp/ray-{job_id}\.\w+(/|\s|$)")
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
@@ -227,6 +230,8 @@ def bystander_ray(job_env, tmp_path_factory):
     env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "1"
     tmp = Path(f"/tmp/rt-by-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    token_dir = tmp_path_factory.mktemp("bystander-token")
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(write_token(token_dir / "token")))
     log = open(tmp_path_factory.mktemp("bystander") / "ray.log", "w")  # noqa: SIM115
     gcs = f"127.0.0.1:{env['RAY_GCS_PORT']}"
     proc = subprocess.Popen(
@@ -359,7 +364,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def _assert_job_cleaned_up(job_id: str, out_dir: Path) -> None:
     # sbatch --wait can return while slurmstepd still finishes; allow a moment.
     _wait_for(lambda: not _job_ray_pids(job_id), 30, f"Ray processes of job {job_id} to exit")
-    assert not Path(f"/tmp/ray-{job_id}").exists(), "the job's Ray temp dir was left behind"
+    assert not glob.glob(f"/tmp/ray-{job_id}.*"), "the job's Ray temp dir was left behind"
     assert not (out_dir / f"ray-cluster-{job_id}.address").exists()
     assert not (out_dir / f"ray-cluster-{job_id}.token").exists()
 
@@ -429,6 +434,28 @@ def test_persistent_cluster_with_token_auth(job_env, bystander_ray, tmp_path):
             timeout=60,
         )
         assert bad.returncode != 0
+        # ... and so do GCS and the Ray client server, the other ports a client can use.
+        for addr in (
+            info["RAY_ADDRESS"],
+            f"ray://{info['RAY_HEAD_IP']}:{info['RAY_CLIENT_SERVER_PORT']}",
+        ):
+            probe = subprocess.run(
+                [sys.executable, "-c", f"import ray; ray.init(address={addr!r}); print('JOINED')"],
+                env=dict(env, RAY_AUTH_TOKEN="0" * 64),
+                capture_output=True,
+                text=True,
+                timeout=150,
+            )
+            said = probe.stdout + probe.stderr
+            assert probe.returncode != 0 and "JOINED" not in said, (addr, said[-2000:])
+            assert re.search(r"auth|token", said, re.I), (addr, said[-2000:])
+        # The job's Ray folder: private, nothing in it reachable by other users.
+        (folder,) = glob.glob(f"/tmp/ray-{job_id}.*")
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert any(Path(folder).rglob("*.log")), "no Ray logs in the job's folder"
+        assert exposed(Path(folder)) == []
+        out_mode = stat.S_IMODE(job_out.stat().st_mode)
+        assert out_mode & 0o077 == 0, f"job output mode {out_mode:o}"
     finally:
         subprocess.run(["scancel", job_id], timeout=30, check=False)
     _wait_job_gone(job_id)

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _job(module: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
     """Run a job entry point (`ray_jobs.<module>`) on its own local Ray instance."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
+    env.update(HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
     return subprocess.run(
         [sys.executable, "-m", f"ray_jobs.{module}", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,

@@ -25,7 +25,7 @@ SMOKE = REPO / "ray_jobs" / "configs" / "smoke.yaml"
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(RAY_AUTH_MODE="disabled", HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
+    env.update(HF_HUB_OFFLINE="1", RAY_TRAIN_ENABLE_PRINT_PATCH="0")
     env.pop("RAY_ADDRESS", None)
     return env
 

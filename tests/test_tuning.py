@@ -240,7 +240,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     )
     sweep = tmp_path / "ray" / "sweep"
     log_path = tmp_path / "first.log"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+    env = {**os.environ, "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     env.pop("RAY_ADDRESS", None)
     env["HF_HUB_OFFLINE"] = "1"
     with log_path.open("w") as log:
