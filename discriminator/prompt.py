@@ -194,17 +194,39 @@ class Fitted:
     note_tokens: int  # tokens of the original note
 
 
+# No tokenizer in use averages near this many characters per token on notes (Llama-3: about 4),
+# so a note longer than this per token of its budget is far over it: `precut` shortens it by
+# characters before anything renders or tokenizes the whole of it.
+CHARS_PER_TOKEN_BOUND = 16
+
+
+def precut(note: str, max_note_tokens: int, head_fraction: float = 0.5) -> str:
+    """A note far over its token budget, cut in the middle by characters (marker included) to
+    `CHARS_PER_TOKEN_BOUND` characters per budget token; others unchanged. The head and tail
+    that `fit_note` keeps lie well inside the two parts, so its result is the same, at the cost
+    of tokenizing this much instead of the whole note (a 10 MB note: ~100 KB)."""
+    limit = max(max_note_tokens, 1) * CHARS_PER_TOKEN_BOUND
+    if len(note) <= limit:
+        return note
+    head = max(int(limit * head_fraction), 1)
+    return note[:head] + TRUNCATION_MARKER + note[len(note) - (limit - head) :]
+
+
 def fit_note(note: str, tokenizer: Any, max_note_tokens: int, head_fraction: float = 0.5) -> Fitted:
     """Cut a note longer than `max_note_tokens` in the middle, with a visible marker.
 
     The header (identity, dates) and the end (discharge meds, follow-up, signature) carry most of
-    the checks, so both ends are kept. Cuts fall on token boundaries via the offset mapping.
+    the checks, so both ends are kept. Cuts fall on token boundaries via the offset mapping. A
+    note far over the budget is first cut by characters (`precut`); its `note_tokens` then
+    counts the tokens of what was kept.
     """
-    enc = tokenizer(note, add_special_tokens=False, return_offsets_mapping=True)
+    short = precut(note, max_note_tokens, head_fraction)
+    enc = tokenizer(short, add_special_tokens=False, return_offsets_mapping=True)
     offsets = enc["offset_mapping"]
     n = len(offsets)
     if n <= max_note_tokens:
-        return Fitted(note, False, n)
+        return Fitted(short, short is not note, n)
+    note = short
     marker_tokens = len(tokenizer(TRUNCATION_MARKER, add_special_tokens=False)["input_ids"])
     keep = max(max_note_tokens - marker_tokens - 2, 2)
     head = max(int(keep * head_fraction), 1)

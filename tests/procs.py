@@ -85,7 +85,7 @@ class Watch(threading.Thread):
         self.listeners: set[tuple[str, int, str]] = set()
         self.folders: set[str] = set()
         self.exposed: set[str] = set()
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def public(self) -> list[tuple[str, int, str]]:
         return sorted(
@@ -108,11 +108,11 @@ class Watch(threading.Thread):
             self.exposed.update(exposed(folder))
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             with contextlib.suppress(Exception):
                 self.sample()
-            self._stop.wait(self.interval)
+            self._done.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join(timeout=30)

@@ -347,3 +347,46 @@ def test_scoring_job_on_the_nasty_corpus_gives_one_row_per_input_row(
         assert CANARY.encode() not in f.read_bytes()
         assert b"CANARY-NASTY" not in f.read_bytes()
     assert os.stat(cfg.io.output).st_mode & 0o777 == 0o700
+
+
+def test_a_note_far_over_the_budget_is_cut_before_it_is_rendered_or_tokenized(
+    tiny_model_dir, synth_records, monkeypatch, tmp_path
+):
+    """A 10 MB note is cut by characters first: no render and no tokenizer call sees more than
+    a few budgets' worth of characters, and the prompt it gets is the one the whole note would
+    give; so is training's cut (`fit_note`)."""
+    from discriminator import prompt
+    from discriminator.modeling import load_tokenizer
+    from discriminator.scoring import prepare as prep
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    budget = 1024  # prompt tokens (the system prompt and template take some)
+    text = "\n".join(r["note"] for r in synth_records[:200])
+    huge = (text * (10_000_000 // len(text) + 1))[:10_000_000]
+    seen: list[int] = []  # characters each tokenizer call or render was given
+    real_call, real_render = type(tok).__call__, prep.render_prompt
+
+    def call(self, text, *a, **k):
+        seen.append(sum(map(len, text)) if isinstance(text, list) else len(text))
+        return real_call(self, text, *a, **k)
+
+    def render(tokenizer, note):
+        seen.append(len(note))
+        return real_render(tokenizer, note)
+
+    monkeypatch.setattr(type(tok), "__call__", call)
+    monkeypatch.setattr(prep, "render_prompt", render)
+    (cut, truncated), (_, short_cut) = prep.fit_prompts(
+        tok, [huge, "Discharged home in stable condition."], budget
+    )
+    assert truncated and not short_cut and len(cut) <= budget
+    limit = 2 * budget * prompt.CHARS_PER_TOKEN_BOUND
+    assert seen and max(seen) < limit, max(seen)
+    # The same prompt as without the character cut (bounded here by a note 50x over).
+    note = huge[: 50 * budget * 4]
+    fast = prep.fit_prompt(tok, note, budget)
+    monkeypatch.setattr(prompt, "CHARS_PER_TOKEN_BOUND", 10**9)
+    assert prep.fit_prompt(tok, note, budget) == fast
+    whole = prompt.fit_note(note, tok, budget)
+    monkeypatch.undo()
+    assert prompt.fit_note(note, tok, budget).note == whole.note

@@ -380,3 +380,189 @@ def test_cluster_defaults_dashboard_on_loopback_and_token_auth():
     assert "export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}" in sbatch
     assert "--dashboard-host=127.0.0.1" in sbatch
     assert not re.search(r"--dashboard-host[= ](?!127\.0\.0\.1)", sbatch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Who can reach a job's Ray: folders, listeners, tokens
+
+
+@pytest.mark.slow
+def test_jobs_ray_folders_private_listeners_on_loopback(canary_run):
+    """During the train, score and evaluate jobs: each local Ray ran in its own fresh 0700
+    folder (its token 0600 inside), nothing in it reachable by other users, every listener of
+    the jobs' processes on 127.0.0.1."""
+    watch = canary_run["watch"]
+    folders = sorted(Path(f) for f in watch.folders)
+    assert len(folders) >= 3, folders  # train, score, score --keep-text (kept: RAY_KEEP_TMPDIR)
+    for folder in folders:
+        assert re.fullmatch(r"ray-[a-z0-9_]{8}", folder.name), folder
+        st = folder.stat()
+        assert st.st_uid == os.getuid() and st.st_mode & 0o777 == 0o700, folder
+        assert (folder / "token").stat().st_mode & 0o777 == 0o600
+        assert any((folder / "ray").rglob("*.log")), f"no Ray logs under {folder}"
+        assert exposed(folder) == []
+    assert not watch.exposed, sorted(watch.exposed)[:10]
+    names = {name for _, _, name in watch.listeners}
+    assert {"gcs_server", "raylet"} <= names, names  # the sampler did see the jobs' Ray
+    assert watch.public() == []
+
+
+@pytest.fixture()
+def token_env(monkeypatch):
+    """Leave the process's Ray auth settings as they were."""
+    for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+def test_token_files_are_exclusive_private_and_checked(tmp_path, token_env):
+    from discriminator.runtime import PrivacyError, check_token_file, init_ray, write_token
+
+    token = write_token(tmp_path / "token")
+    assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+    assert check_token_file(token) == token
+    with pytest.raises(FileExistsError):  # O_EXCL: never an existing file...
+        write_token(token)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError):  # ... nor a planted link
+        write_token(tmp_path / "link")
+    assert not (tmp_path / "elsewhere").exists()
+    token.chmod(0o640)
+    with pytest.raises(PrivacyError, match=r"readable or writable by other users.*chmod 600"):
+        check_token_file(token)
+    token.chmod(0o600)
+    (tmp_path / "alias").symlink_to(token)
+    with pytest.raises(PrivacyError, match="not a regular file"):
+        check_token_file(tmp_path / "alias")
+    if os.getuid() == 0:  # another owner (CI runs as root)
+        os.chown(token, 65534, 65534)
+        with pytest.raises(PrivacyError, match="belongs to another user"):
+            check_token_file(token)
+        os.chown(token, 0, 0)
+    # A user-supplied token path is checked before any connection is tried.
+    token.chmod(0o644)
+    token_env.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    token_env.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    with pytest.raises(PrivacyError, match=str(token)):
+        init_ray()
+
+
+def test_private_folders_refuse_shared_parents(tmp_path):
+    from discriminator.runtime import PrivacyError, make_private_dir
+
+    names = {make_private_dir(tmp_path).name for _ in range(3)}
+    assert len(names) == 3 and all(re.fullmatch(r"ray-[a-z0-9_]{8}", n) for n in names)
+    assert all((tmp_path / n).stat().st_mode & 0o777 == 0o700 for n in names)
+    made = make_private_dir(tmp_path / "new" / "base")  # a missing base is made owner-only
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    assert made.parent.stat().st_mode & 0o777 == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PrivacyError, match=r"writable by other users.*no sticky bit"):
+        make_private_dir(shared)
+    shared.chmod(0o1777)  # like /tmp: others cannot rename or replace what is made in it
+    assert make_private_dir(shared).stat().st_mode & 0o777 == 0o700
+    if os.getuid() == 0:
+        other = tmp_path / "other"
+        other.mkdir()
+        os.chown(other, 65534, 65534)
+        with pytest.raises(PrivacyError, match="belongs to another user"):
+            make_private_dir(other)
+
+
+def test_tune_restore_refuses_sweep_state_others_can_write(tmp_path):
+    from discriminator.runtime import PrivacyError
+    from discriminator.tuning import check_restore_safe
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir(mode=0o700)
+    check_restore_safe(sweep)  # nothing to restore
+    (sweep / "tuner.pkl").write_bytes(b"state")
+    (sweep / "tuner.pkl").chmod(0o600)
+    check_restore_safe(sweep)
+    (sweep / "tuner.pkl").chmod(0o666)
+    with pytest.raises(PrivacyError, match=r"sweep state .*tuner.pkl is writable by other users"):
+        check_restore_safe(sweep)
+    (sweep / "tuner.pkl").chmod(0o600)
+    sweep.chmod(0o775)
+    with pytest.raises(PrivacyError, match=r"sweep folder .* is writable by other users"):
+        check_restore_safe(sweep)
+
+
+# gRPC methods that each Ray server answers (harmless reads; empty requests): a server that
+# does not check the token answers one of them; one that does answers UNAUTHENTICATED.
+RAY_METHODS = (
+    "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo",
+    "/ray.rpc.NodeManagerService/GetNodeStats",
+    "/ray.rpc.ObjectManagerService/Pull",
+    "/ray.rpc.CoreWorkerService/GetCoreWorkerStats",
+    "/ray.rpc.LogService/ListLogs",
+)
+
+
+def _probe(port: int) -> str:
+    """How a listener on 127.0.0.1 answers a client without the token: 'refused' (HTTP 401/403
+    or gRPC UNAUTHENTICATED), 'metrics' (Ray's own Prometheus counters), or what it said."""
+    import http.client
+
+    import grpc
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        body = resp.read(200)
+        if resp.status in (401, 403):
+            return "refused"
+        if resp.status == 200 and body.startswith(b"# HELP"):
+            return "metrics"
+        return f"HTTP {resp.status}"
+    except (http.client.HTTPException, OSError):
+        pass  # not HTTP/1: a gRPC server
+    finally:
+        conn.close()
+    codes = []
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for method in RAY_METHODS:
+            try:
+                channel.unary_unary(method)(b"", timeout=5)
+                codes.append("OK")
+            except grpc.RpcError as e:
+                codes.append(e.code().name)
+    if "UNAUTHENTICATED" in codes and "OK" not in codes:
+        return "refused"
+    return f"gRPC {codes}"
+
+
+def test_local_ray_listens_on_loopback_and_refuses_clients_without_the_token(ray_local):
+    """The jobs' local Ray: every listener on 127.0.0.1; every server that takes requests (GCS,
+    raylet, object manager, workers, agents) refuses a client without the token. Ray's
+    autoscaler and dashboard Prometheus counters (no switch turns them off) answer anyone on
+    this machine, read-only."""
+    import psutil
+    import ray
+
+    from discriminator.runtime import ray_folder
+
+    @ray.remote
+    def pid() -> int:
+        return os.getpid()
+
+    ray.get([pid.remote() for _ in range(2)])  # workers up
+    folder = ray_folder()
+    assert folder is not None and folder.stat().st_mode & 0o777 == 0o700
+    assert os.environ["RAY_AUTH_TOKEN_PATH"] == str(folder / "token")
+    me = psutil.Process()
+    procs = {p.pid: p.name() for p in me.children(recursive=True)} | {me.pid: "driver"}
+    found = {}
+    for c in psutil.net_connections("inet"):
+        if c.status == psutil.CONN_LISTEN and c.pid in procs:
+            assert c.laddr.ip in ("127.0.0.1", "::ffff:127.0.0.1"), (c, procs[c.pid])
+            found[c.laddr.port] = (procs[c.pid], _probe(c.laddr.port))
+    answers = {p: a for p, (_, a) in found.items()}
+    unexpected = {p: x for p, x in found.items() if x[1] not in ("refused", "metrics")}
+    assert not unexpected, unexpected
+    refused = {name for name, a in found.values() if a == "refused"}
+    assert {"gcs_server", "raylet", "ray::IDLE"} <= refused | {n.split()[0] for n in refused}, found
+    assert sorted(p for p, a in answers.items() if a == "metrics") == [44217, 44227], found

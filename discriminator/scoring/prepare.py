@@ -15,6 +15,7 @@ from discriminator.data import check_row
 from discriminator.prompt import (
     answer_ids,
     fit_note,
+    precut,
     prompt_overhead,
     render_prompt,
 )
@@ -202,11 +203,16 @@ def fit_prompts(
     (its ids are exactly what `fit_prompt` gives); the rest go through `fit_prompt` (cut in the
     middle). A note that cannot be tokenized gets its exception in its place, so one bad note
     never fails its neighbours."""
-    prefix, _ = _template(tokenizer)
+    prefix, overhead = _template(tokenizer)
     out: list[Any] = [None] * len(notes)
+    # A note far over the budget is never rendered or tokenized whole: `fit_prompt` cuts it.
+    far = [len(precut(n, max_prompt_tokens - overhead)) < len(n) for n in notes]
+    whole = [i for i, f in enumerate(far) if not f]
+    encoded: list[Any] = [None] * len(notes)
     try:
-        rendered = [render_prompt(tokenizer, n) for n in notes]
-        encoded = _head(tokenizer).encode(tokenizer, rendered)
+        rendered = [render_prompt(tokenizer, notes[i]) for i in whole]
+        for i, ids in zip(whole, _head(tokenizer).encode(tokenizer, rendered), strict=True):
+            encoded[i] = ids
     except Exception:
         encoded = [None] * len(notes)
     for i, note in enumerate(notes):
