@@ -228,3 +228,70 @@ def private_dir(path: str | Path) -> bool:
         d.mkdir(mode=0o700, exist_ok=True)
         d.chmod(0o700)  # mkdir's mode is masked by the umask
     return not (Path(path).stat().st_mode & 0o077)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.distributed's rendezvous store on loopback
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _loopback_store(hostname, port, rank, world_size, timeout, use_libuv=True):
+    """torch's `_create_c10d_store`, except that rank 0 serves the store on 127.0.0.1 when
+    the master address is loopback (every rank on this machine: a private local instance).
+    torch binds the store to every interface, where anyone on the network could reach it."""
+    import socket
+
+    from torch.distributed import TCPStore
+
+    if rank != 0 or not _is_loopback(hostname) or os.environ.get("TORCHELASTIC_USE_AGENT_STORE"):
+        return _torch_store[0](hostname, port, rank, world_size, timeout, use_libuv)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    return TCPStore(
+        "127.0.0.1", port, world_size, True, timeout, master_listen_fd=sock.detach(),
+        use_libuv=use_libuv,
+    )  # fmt: skip
+
+
+_torch_store: list[Any] = []
+
+
+def _use_loopback_store() -> None:
+    """In a Ray Train worker, before its process group starts (see `loopback_torch_config`)."""
+    import importlib
+
+    # the module (torch.distributed also exports a function of that name)
+    rendezvous = importlib.import_module("torch.distributed.rendezvous")
+    if not _torch_store:
+        _torch_store.append(rendezvous._create_c10d_store)
+        rendezvous._create_c10d_store = _loopback_store
+
+
+def loopback_torch_config(**kwargs: Any) -> Any:
+    """Ray Train's `TorchConfig` whose process-group start serves torch's rendezvous store on
+    127.0.0.1 when the workers' master address is loopback (a local instance; a cluster is
+    unchanged: its ranks must reach the store across nodes)."""
+    from ray.train.torch import TorchConfig
+    from ray.train.torch.config import _TorchBackend
+
+    class _Backend(_TorchBackend):
+        def on_start(self, worker_group: Any, backend_config: Any) -> None:
+            worker_group.execute(_use_loopback_store)
+            super().on_start(worker_group, backend_config)
+
+    class _Config(TorchConfig):
+        @property
+        def backend_cls(self) -> type:
+            return _Backend
+
+    return _Config(**kwargs)

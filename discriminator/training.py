@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from discriminator import __version__, prompt
 from discriminator.config import TrainConfig, dump_yaml, from_dict, to_dict
 from discriminator.data import load_valid
-from discriminator.runtime import private_dir
+from discriminator.runtime import loopback_torch_config, private_dir
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -540,6 +540,7 @@ def build_trainer(
         train_loop_config=loop_config,
         scaling_config=scaling,
         run_config=run_config,
+        torch_config=loopback_torch_config(),  # local runs: torch's store on 127.0.0.1
     )
     trainer.discriminator_run = (cfg, storage, name)
     return trainer
