@@ -273,14 +273,28 @@ def test_scoring_parquet_with_nulls_and_missing_columns(
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, dict]:
-    """tests/nasty plus what cannot be committed: a 1 MB note and a folder named `*.jsonl`."""
+    """tests/nasty plus what cannot be committed: a 10 MB note, a folder named `*.jsonl`, an
+    integer too large for Python, invalid UTF-8 inside a parquet string, a folder symlink loop."""
     d = tmp_path_factory.mktemp("nasty") / "in"
     shutil.copytree(NASTY, d, ignore=shutil.ignore_patterns("refused", "*.py", "__pycache__"))
     expected = json.loads((d / "expected.json").read_text())
     (d / "expected.json").unlink()
-    big = "Name: Big. " + ("word " * 210_000) + CANARY  # ~1 MB
+    big = "Name: Big. " + ("word " * 2_100_000) + CANARY  # ~10 MB: cut before it is tokenized
     (d / "big.jsonl").write_text(json.dumps({"id": "big", "note": big}) + "\n")
     expected["rows"].append(["big", "ok"])
+    huge_int = "9" * 5000  # more digits than Python converts
+    (d / "huge_int.jsonl").write_text(
+        f'{{"id": "hi", "note": "fine"}}\n{{"note": "b", "id": {huge_int}}}\n'
+    )
+    expected["rows"] += [["hi", "ok"], ["huge_int.jsonl:2", "invalid_input"]]
+    expected["problems"].append(["huge_int.jsonl", 2, "not valid JSON (a value out of range)"])
+    offsets = pa.py_buffer(b"".join(i.to_bytes(4, "little") for i in (0, 2, 4)))
+    notes = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"ok\xff\xfe")])
+    pq.write_table(pa.table({"note": notes, "id": ["u1", "u2"]}), d / "bad_utf8.parquet")
+    expected["rows"] += [["u1", "ok"], ["bad_utf8.parquet:2", "invalid_input"]]
+    expected["problems"].append(["bad_utf8.parquet", 2, "invalid UTF-8"])
+    (d / "loop").mkdir()
+    (d / "loop" / "again").symlink_to("..")  # a folder that contains itself: each file once
     (d / "folder.jsonl").mkdir()
     (d / "folder.jsonl" / "inner.jsonl").write_text(json.dumps({"note": "inner " + CANARY}) + "\n")
     expected["rows"].append(["folder.jsonl/inner.jsonl:1", "ok"])  # relative to the input root

@@ -14,6 +14,7 @@ slurmstepd, raylet, workers), as when a machine crashes; the fixture brings it b
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -197,14 +198,15 @@ def _wait_for(predicate, timeout: float, what: str, job: Job | None = None) -> N
 
 
 def assert_cleaned_up(job_id: str, lost: str | None = None) -> None:
-    """Nothing of the job's Ray is left on either node: no process naming its temp dir
-    (/tmp/ray-<job>/<node>), no temp dir, only slurmd in each node's namespace. A `lost` node
-    (crashed) keeps its temp dir, as a crashed machine keeps its local /tmp: removed here."""
+    """Nothing of the job's Ray is left on either node: no process naming its private folders
+    (/tmp/ray-<job>.XXXXXX, one per node), no folder, only slurmd in each node's namespace. A
+    `lost` node (crashed) keeps its folder, as a crashed machine keeps its local /tmp: removed
+    here."""
 
     def leftovers() -> list[str]:
         found = []
         for d in Path("/proc").iterdir():
-            if d.name.isdigit() and f"/tmp/ray-{job_id}/" in _cmdline(int(d.name)):
+            if d.name.isdigit() and f"/tmp/ray-{job_id}." in _cmdline(int(d.name)):
                 found.append(f"{d.name}: {_cmdline(int(d.name))[:120]}")
         for node in NODES:
             for pid in _node_pids(node):
@@ -217,12 +219,13 @@ def assert_cleaned_up(job_id: str, lost: str | None = None) -> None:
     while (left := leftovers()) and time.monotonic() < deadline:
         time.sleep(1)
     assert not left, f"job {job_id} left processes behind: {left}"
-    tmp = Path(f"/tmp/ray-{job_id}")
-    if lost is not None:
-        shutil.rmtree(tmp / lost, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            tmp.rmdir()
-    assert not tmp.exists(), f"the job's Ray temp dir was left behind: {list(tmp.iterdir())}"
+    folders = glob.glob(f"/tmp/ray-{job_id}.*")
+    if lost is not None:  # the crashed node's own folder, and no other
+        assert len(folders) <= 1, f"more Ray folders left than the lost node's: {folders}"
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        folders = []
+    assert not folders, f"the job's Ray folders were left behind: {folders}"
 
 
 def worker_hosts(text: str) -> list[tuple[str, int, int, str, str]]:

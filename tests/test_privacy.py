@@ -115,6 +115,8 @@ def canary_run(tmp_path_factory):
         RAY_KEEP_TMPDIR="1",  # Ray's own logs stay, to be searched for the marker
     )
     outputs = {}
+    home_token = Path.home() / ".ray" / "auth_token"  # Ray's default token file
+    had_home_token = home_token.exists()
     watch = Watch(ray_tmp)  # listeners and folder modes while the jobs run
     watch.start()
     try:
@@ -163,7 +165,13 @@ def canary_run(tmp_path_factory):
     finally:
         watch.stop()
         kill_leftovers(str(ray_tmp))
-    yield {"canary": canary, "dirs": dirs, "outputs": outputs, "watch": watch}
+    yield {
+        "canary": canary,
+        "dirs": dirs,
+        "outputs": outputs,
+        "watch": watch,
+        "home_token_made": home_token.exists() and not had_home_token,
+    }
     import shutil
 
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -208,6 +216,11 @@ def test_outputs_and_run_dirs_are_owner_only(canary_run):
     for key in ("adapter", "scores", "scores_keep", "eval"):
         for f in dirs[key].rglob("*"):  # the jobs' log folders and files included
             assert f.stat().st_mode & 0o777 == (0o700 if f.is_dir() else 0o600), f
+    # Checkpoints, TensorBoard events, the trainer's scratch copies, the datasets cache: written
+    # by the jobs' processes (umask 077), nothing readable or writable by group or others.
+    for key in ("storage", "tmpdir", "hf_cache"):
+        loose = [f for f in dirs[key].rglob("*") if not f.is_symlink() and f.stat().st_mode & 0o077]
+        assert loose == [], loose[:5]
 
 
 def test_private_dir_and_export_modes(tiny_model_dir, tmp_path):
@@ -405,6 +418,7 @@ def test_jobs_ray_folders_private_listeners_on_loopback(canary_run):
     names = {name for _, _, name in watch.listeners}
     assert {"gcs_server", "raylet"} <= names, names  # the sampler did see the jobs' Ray
     assert watch.public() == []
+    assert not canary_run["home_token_made"], "a job wrote ~/.ray/auth_token"
 
 
 @pytest.fixture()
@@ -566,3 +580,38 @@ def test_local_ray_listens_on_loopback_and_refuses_clients_without_the_token(ray
     refused = {name for name, a in found.values() if a == "refused"}
     assert {"gcs_server", "raylet", "ray::IDLE"} <= refused | {n.split()[0] for n in refused}, found
     assert sorted(p for p, a in answers.items() if a == "metrics") == [44217, 44227], found
+
+
+def test_runtime_env_upload_leaves_data_and_runs_out(tmp_path):
+    """`ray job submit --runtime-env cluster/runtime-env.yaml` packs the working directory with
+    Ray's own packaging: code goes, notes and runs stay."""
+    import zipfile
+
+    import yaml
+    from ray._private.runtime_env.packaging import create_package
+
+    env = yaml.safe_load((REPO / "cluster" / "runtime-env.yaml").read_text())
+    assert env["working_dir"] == "."
+    work = tmp_path / "repo"
+    files = [
+        "ray_jobs/train.py",
+        "discriminator/prompt.py",
+        "ray_jobs/configs/smoke.yaml",
+        "data/train.jsonl",
+        "runs/sweep/tuner.pkl",
+        "demo/data/eval.jsonl",
+        "archive/2019/notes.jsonl",
+        "discharge.csv.gz",
+        "exports/notes.parquet",
+        "runs/slurm/ray-cluster-7.token",
+        ".venv/bin/python",
+    ]
+    for f in files:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / f).write_text("x")
+    pkg = tmp_path / "pkg.zip"
+    create_package(str(work), pkg, include_gitignore=False, excludes=env["excludes"])
+    packed = {n.rstrip("/") for n in zipfile.ZipFile(pkg).namelist()}
+    assert {"ray_jobs/train.py", "discriminator/prompt.py", "ray_jobs/configs/smoke.yaml"} <= packed
+    leaked = [f for f in files[3:] if f in packed]
+    assert leaked == [], leaked
