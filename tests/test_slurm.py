@@ -397,6 +397,19 @@ def test_failing_entrypoint_gives_failing_job(job_env, bystander_ray, tmp_path):
     bystander_ray()
 
 
+def _grpc_code(addr: str, method: str, token: str | None = None) -> str:
+    """The status of one gRPC call with an empty request, with or without the token."""
+    import grpc
+
+    meta = [("authorization", f"Bearer {token}")] if token else None
+    with grpc.insecure_channel(addr) as channel:
+        try:
+            channel.unary_unary(method)(b"", timeout=20, metadata=meta)
+            return "OK"
+        except grpc.RpcError as e:
+            return e.code().name
+
+
 @pytest.mark.slurm
 def test_persistent_cluster_with_token_auth(job_env, bystander_ray, tmp_path):
     """No command: the cluster stays up for `ray job submit` (token auth on), until scancel."""
@@ -434,21 +447,27 @@ def test_persistent_cluster_with_token_auth(job_env, bystander_ray, tmp_path):
             timeout=60,
         )
         assert bad.returncode != 0
-        # ... and so do GCS and the Ray client server, the other ports a client can use.
-        for addr in (
-            info["RAY_ADDRESS"],
-            f"ray://{info['RAY_HEAD_IP']}:{info['RAY_CLIENT_SERVER_PORT']}",
+        # ... and so do GCS and the Ray client server, the other ports a client can use: a
+        # wrong token is refused by a real client, no token by a bare gRPC call, which the
+        # right token gets through.
+        gcs = info["RAY_ADDRESS"]
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import ray; ray.init(address={gcs!r}); print('JOINED')"],
+            env=dict(env, RAY_AUTH_TOKEN="0" * 64),
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        said = probe.stdout + probe.stderr
+        assert probe.returncode != 0 and "JOINED" not in said, said[-2000:]
+        assert re.search(r"InvalidAuthToken|Unauthenticated", said), said[-2000:]
+        client = f"{info['RAY_HEAD_IP']}:{info['RAY_CLIENT_SERVER_PORT']}"
+        for addr, method in (
+            (gcs, "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo"),
+            (client, "/ray.rpc.RayletDriver/ClusterInfo"),
         ):
-            probe = subprocess.run(
-                [sys.executable, "-c", f"import ray; ray.init(address={addr!r}); print('JOINED')"],
-                env=dict(env, RAY_AUTH_TOKEN="0" * 64),
-                capture_output=True,
-                text=True,
-                timeout=150,
-            )
-            said = probe.stdout + probe.stderr
-            assert probe.returncode != 0 and "JOINED" not in said, (addr, said[-2000:])
-            assert re.search(r"auth|token", said, re.I), (addr, said[-2000:])
+            assert _grpc_code(addr, method) == "UNAUTHENTICATED", addr
+            assert _grpc_code(addr, method, token.read_text().strip()) != "UNAUTHENTICATED", addr
         # The job's Ray folder: private, nothing in it reachable by other users.
         (folder,) = glob.glob(f"/tmp/ray-{job_id}.*")
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
@@ -538,3 +557,28 @@ def test_smoke_training_then_scoring_under_slurm(job_env, tmp_path, synth_record
     )
     assert set(table.column("status").to_pylist()) == {"ok"}
     _assert_job_cleaned_up(_job_id(out), tmp_path)
+
+
+@pytest.mark.slurm
+def test_shared_temp_folders_and_loose_token_files_are_refused(job_env, tmp_path):
+    """A RAY_TMPDIR others may write (no sticky bit) or a token file others may read stops the
+    job before Ray starts, with one line naming it."""
+    shared = Path(f"/tmp/rs{os.getpid()}")  # short: the folder's path length is checked first
+    shutil.rmtree(shared, ignore_errors=True)
+    shared.mkdir()
+    shared.chmod(0o777)
+    loose = tmp_path / "loose.token"
+    loose.write_text("0" * 64)
+    loose.chmod(0o644)
+    for extra, line in (
+        ({"RAY_TMPDIR": str(shared)}, f"RAY_TMPDIR {shared} is writable by other users"),
+        (
+            {"RAY_AUTH_TOKEN_PATH": str(loose)},
+            f"token file {loose} is readable or writable by other users",
+        ),
+    ):
+        rc, out = submit_and_wait(ENTRYPOINT, env=dict(job_env, **extra), out_dir=tmp_path / "out")
+        assert rc != 0 and line in out, out[-2000:]
+        assert ENTRYPOINT_OK not in out and "Ray head is up" not in out
+    assert list(shared.iterdir()) == []
+    shared.rmdir()
