@@ -139,7 +139,7 @@ def make_private_dir(base: str | Path | None = None, prefix: str = "ray-") -> Pa
 def _token_in_use() -> None:
     """Refuse a token file Ray would read that others can read or replace (connecting to a
     cluster: RAY_AUTH_TOKEN_PATH, else Ray's default ~/.ray/auth_token)."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_MODE") == "disabled":
         return
     if os.environ.get("RAY_AUTH_TOKEN_PATH"):
         check_token_file(os.environ["RAY_AUTH_TOKEN_PATH"])

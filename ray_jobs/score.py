@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(cfg: ScoreConfig) -> int:
     from discriminator.modeling import ModelNotFound, check_model
-    from discriminator.runtime import init_ray
+    from discriminator.runtime import PrivacyError, init_ray
     from discriminator.scoring import ScoreError, run_scoring
 
     adapter = f" + adapter {cfg.adapter}" if cfg.adapter else ""
@@ -123,7 +123,7 @@ def _run(cfg: ScoreConfig) -> int:
         init_ray()  # RAY_ADDRESS if set, else a local cluster
         console.stage("scoring")
         manifest = run_scoring(cfg)
-    except (ScoreError, ModelNotFound) as e:
+    except (ScoreError, ModelNotFound, PrivacyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     c = manifest["counts"]

@@ -30,7 +30,7 @@ from discriminator.config import (
 )
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
-from discriminator.runtime import init_ray
+from discriminator.runtime import PrivacyError, init_ray
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +78,11 @@ def _run(cfg: TrainConfig) -> int:
         flush=True,
     )
     console.stage("starting Ray")
-    init_ray()
+    try:
+        init_ray()
+    except PrivacyError as e:  # a token file or temp folder other users could reach
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     console.stage(f"training on {cfg.run.num_workers} Ray Train worker(s)")
     result = training.build_trainer(cfg, data).fit()
     console.stage("exporting the adapter")

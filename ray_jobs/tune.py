@@ -70,7 +70,11 @@ def _run(cfg: TuneConfig) -> int:
         flush=True,
     )
     console.stage("starting Ray")
-    tuning.init_ray_for_sweep()
+    try:
+        tuning.init_ray_for_sweep()
+    except ValueError as e:  # PrivacyError: a token file or temp folder others could reach
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     console.stage("sweeping")
     outcome = tuning.run_sweep(cfg, data)
     return 0 if outcome.complete else 130

@@ -615,3 +615,21 @@ def test_runtime_env_upload_leaves_data_and_runs_out(tmp_path):
     assert {"ray_jobs/train.py", "discriminator/prompt.py", "ray_jobs/configs/smoke.yaml"} <= packed
     leaked = [f for f in files[3:] if f in packed]
     assert leaked == [], leaked
+
+
+def test_score_job_refuses_a_loose_token_file_in_one_line(tiny_model_dir, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("0" * 64)
+    token.chmod(0o644)
+    (tmp_path / "notes.jsonl").write_text('{"note": "Discharged home."}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_ADDRESS="127.0.0.1:1", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ray_jobs.score", "--config", str(SMOKE_SCORE),
+         "--set", f"model.name_or_path={tiny_model_dir}",
+         "--input", str(tmp_path / "notes.jsonl"), "--output", str(tmp_path / "out")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"error: token file {token} is readable or writable by other users" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
