@@ -38,6 +38,9 @@ TOKEN_FILE = "token"
 
 _local_folder: Path | None = None  # the private folder of this process's local instance
 _exit_hook: list[bool] = []
+# What a local instance sets in this process's environment, restored when it stops.
+_RAY_ENV = ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
+_saved_env: dict[str, str | None] = {}
 
 
 class PrivacyError(ValueError):
@@ -154,6 +157,7 @@ def _private_local_ray() -> Path:
     auth for this process and every process it starts. Returns Ray's temp folder."""
     folder = make_private_dir()
     token = write_token(folder / TOKEN_FILE)
+    _saved_env.update({k: os.environ.get(k) for k in _RAY_ENV if k not in _saved_env})
     os.environ.pop("RAY_AUTH_TOKEN", None)  # would override the file
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
@@ -189,6 +193,18 @@ def shutdown_ray() -> None:
     folder, _local_folder = _local_folder, None
     if folder is not None and os.environ.get("RAY_KEEP_TMPDIR") != "1":
         shutil.rmtree(folder, ignore_errors=True)
+    if _saved_env:  # the token was this instance's: the process's own settings again
+        for key, value in _saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _saved_env.clear()
+        with contextlib.suppress(Exception):
+            from ray._raylet import AuthenticationTokenLoader, Config
+
+            Config.initialize("")
+            AuthenticationTokenLoader.instance().reset_cache()
 
 
 def init_ray(**kwargs: Any) -> Any:
