@@ -186,14 +186,20 @@ def expand_inputs(specs: list[str]) -> list[InputFile]:
             fmt, compression = file_kind(p)  # type: ignore[misc]
             display = os.path.join(given_root, rel) if given else prefix + p
             files.append(InputFile(prefix + p, rel, prefix + root, fmt, compression, display))
+    # One entry per real file (symlink loops, a file given twice): the one with the shortest
+    # name, so a folder that links back to its root names its files as the root does.
+    best: dict[str, InputFile] = {}
+    for f in files:
+        key = os.path.realpath(f.uri) if "://" not in f.uri else f.uri
+        cur = best.get(key)
+        if cur is None or (f.rel.count("/"), f.rel) < (cur.rel.count("/"), cur.rel):
+            best[key] = f
+    kept = {id(f) for f in best.values()}
     unique: list[InputFile] = []
-    seen: set[str] = set()
     by_rel: dict[str, InputFile] = {}
     for f in files:
-        key = os.path.realpath(f.uri) if "://" not in f.uri else f.uri  # symlink loops, twice given
-        if key in seen:
+        if id(f) not in kept:
             continue
-        seen.add(key)
         if (other := by_rel.get(f.rel)) is not None:
             raise SourceError(
                 f"{other} and {f} would both be named {f.rel} in note ids and the manifest; "
