@@ -273,3 +273,30 @@ def test_pack_check_counts_the_tree_and_the_pack(tmp_path, capsys):
         fh.truncate(70 * 1024 * 1024)
     assert gpu.main(["pack-check", "--pack", str(pack)]) == 1
     assert "over the limit" in capsys.readouterr().err
+
+
+def test_learning_points_must_be_whole_steps_inside_the_training_split(tmp_path, capsys):
+    from benchmarks import learning
+
+    work = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "c.json")]
+    with pytest.raises(SystemExit):  # 250 notes at 8 a step would train 248 and say 250
+        learning.main(["--points", "250", "--batch-size", "8", *work])
+    assert "positive multiple of --batch-size 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # 900 of 1,000 notes: past the 800-note training split
+        learning.main(["--points", "896", "--notes", "1000", *work])
+    assert "--notes >= 1120" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # refused before anything was written
+
+
+def test_learning_work_folder_belongs_to_one_set_of_settings(tmp_path):
+    from benchmarks import learning
+
+    work = tmp_path / "w"
+    assert learning.check_work(work, {"notes": 80, "seed": 1, "lr_tiny": 0.003}) is None
+    assert learning.check_work(work, {"notes": 80, "seed": 1, "lr_tiny": 0.003}) is None
+    problem = learning.check_work(work, {"notes": 160, "seed": 1, "lr_tiny": 0.01})
+    assert problem and "other settings (lr_tiny, notes)" in problem
+    report = {"finished": "yesterday", "seconds_this_run": 5, "curves": {}}
+    learning.begin_run(report)
+    assert "finished" not in report and "seconds_this_run" not in report
+    assert report["started_this_run"]
