@@ -8,6 +8,7 @@ never touches CUDA, so every mode's subprocess starts with a clean device and cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -229,8 +231,9 @@ def shape_corpus(n: int = 2000) -> list[str]:
     return build_tiny_corpus(n, seed=0, length="realistic")
 
 
-def build_shape_model(out_dir: str, corpus_notes: int = 2000) -> dict[str, Any]:
-    """Worker task: the random-weight Llama-3.1-8B (bf16 safetensors) into `out_dir`, atomically."""
+def build_shape_model(out_dir: str, corpus_notes: int = 2000, shape: str = SHAPE) -> dict[str, Any]:
+    """Worker task: a random-weight model of `shape` (Llama-3.1-8B: 16 GB of bf16 safetensors)
+    into `out_dir`, atomically."""
     import torch
 
     from discriminator.modeling import make_shape_model
@@ -240,8 +243,8 @@ def build_shape_model(out_dir: str, corpus_notes: int = 2000) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=".shape-", dir=final.parent))
     t0 = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    make_shape_model(tmp, SHAPE, shape_corpus(corpus_notes), device=device, dtype="bfloat16")
-    (tmp / "shape_model.json").write_text(json.dumps({"shape": SHAPE, "seed": 0}) + "\n")
+    make_shape_model(tmp, shape, shape_corpus(corpus_notes), device=device, dtype="bfloat16")
+    (tmp / "shape_model.json").write_text(json.dumps({"shape": shape, "seed": 0}) + "\n")
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
@@ -320,6 +323,12 @@ def call(fn: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def sleep_task(seconds: float) -> dict[str, Any]:
+    """A task that only waits (the harness's own timeout tests)."""
+    time.sleep(seconds)
+    return {"slept_s": seconds}
+
+
 def run_isolated(
     fn: str, kwargs: dict[str, Any], work: Path, label: str, timeout: float | None = None
 ) -> dict[str, Any]:
@@ -333,11 +342,16 @@ def run_isolated(
     result.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "benchmarks.gpu", "worker", str(spec), str(result)]
     t0 = time.perf_counter()
+    # Its own session: a timeout kills the worker and whatever it started.
+    proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=REPO, timeout=timeout, check=False)
-        rc = proc.returncode
+        rc: Any = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        rc = "timeout"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wall = round(time.perf_counter() - t0, 1)
+        return {"error": f"timed out after {timeout:.0f}s", "timed_out": True, "process_s": wall}
     wall = round(time.perf_counter() - t0, 1)
     if result.exists():
         out = json.loads(result.read_text())

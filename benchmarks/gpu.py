@@ -3,9 +3,11 @@
     python -m benchmarks.gpu all --out benchmarks/results           # on a CUDA machine
     python -m benchmarks.gpu all --smoke --out /tmp/bench           # CPU smoke (tiny model)
 
-Subcommands: `setup` (build the shape-only Llama-3.1-8B once: random bf16 weights, 16 GB on
-disk, a BPE tokenizer trained on synthetic notes), `train` (benchmarks/train_gpu.py), `score`
-(benchmarks/score_gpu.py), `all` (the three in turn). Each mode runs in its own Python process
+Subcommands: `budget` (every figure in one command that fits 8 minutes on a bare H100, the
+model build included: benchmarks/budget.py; start here), `setup` (build the shape-only
+Llama-3.1-8B once: random bf16 weights, 16 GB on disk, a BPE tokenizer trained on synthetic
+notes), `train` (benchmarks/train_gpu.py), `score` (benchmarks/score_gpu.py), `all` (the three in
+turn). Each mode runs in its own Python process
 (clean CUDA memory statistics; one crash does not stop the others); `--inline` runs them in this
 process instead (CPU smoke tests). Each of `train` / `score` writes
 `<out>/<train|score>-<gpu-slug>-<YYYYmmdd-HHMMSS>.json` (updated after every mode, so a run cut
@@ -63,16 +65,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("command", choices=["setup", "train", "score", "all"])
+    ap.add_argument("command", choices=["setup", "train", "score", "all", "budget", "pack-check"])
     g = ap.add_argument_group("common")
     g.add_argument("--smoke", action="store_true", help="CPU smoke: tiny model, tiny counts")
     g.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON reports")
     g.add_argument("--model-dir", help="shape model folder (default: the cache; built if missing)")
     g.add_argument("--modes", help="comma-separated subset of the modes (default: all)")
     g.add_argument("--inline", action="store_true", help="run modes in this process")
-    g.add_argument("--timeout", type=float, help="seconds per mode before it is killed")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds per mode before it is killed (default 900; budget: planned from --deadline)",
+    )
+    g.add_argument(
+        "--deadline",
+        type=float,
+        help="budget: seconds for the whole command (default 480; --smoke: 900)",
+    )
     g.add_argument("--work-dir", help="scratch folder (default: a new temp folder, removed)")
     g.add_argument("--length", choices=["short", "realistic"], help="synthetic note length mix")
+    g.add_argument("--pack", default=".devpack/site.tar.xz", help="pack-check: the package pack")
+    g.add_argument(
+        "--limit-mib", type=float, default=60.0, help="pack-check: what may travel, in MiB"
+    )
     t = ap.add_argument_group("train")
     t.add_argument("--steps", type=int, help="measured optimizer steps per mode")
     t.add_argument("--warmup", type=int, help="optimizer steps before the measurement")
@@ -148,11 +164,10 @@ def _modes(args: argparse.Namespace, available: list[str]) -> list[str]:
     if not args.modes:
         return available
     wanted = [m.strip() for m in args.modes.split(",") if m.strip()]
-    picked = [m for m in wanted if m in available]
     unknown = [m for m in wanted if m not in available]
-    if unknown and not picked:
-        raise SystemExit(f"unknown mode(s) {unknown}; known: {', '.join(available)}")
-    return picked
+    if unknown:
+        raise SystemExit(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(available)}")
+    return [m for m in available if m in wanted]
 
 
 def _report(bench: str, args: argparse.Namespace, settings: dict, data: dict) -> dict[str, Any]:
@@ -271,15 +286,61 @@ def run_score(args: argparse.Namespace, model_dir: str, work: Path) -> tuple[dic
     return report, path
 
 
+def travelling_bytes(root: Path) -> int:
+    """Bytes of what travels with a working tree: the files git tracks and the untracked ones
+    it does not ignore (as they are on disk)."""
+    import subprocess
+
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    total = 0
+    for name in filter(None, names):
+        p = root / name.decode()
+        if p.is_file() and not p.is_symlink():
+            total += p.stat().st_size
+    return total
+
+
+def pack_check(args: argparse.Namespace) -> int:
+    """The repository plus the package pack (cluster/pack-offline) against the transfer limit."""
+    root = common.REPO
+    tree = travelling_bytes(root)
+    pack = Path(args.pack) if Path(args.pack).is_absolute() else root / args.pack
+    size = pack.stat().st_size if pack.exists() else 0
+    mib = 1024 * 1024
+    total = (tree + size) / mib
+    where = str(pack) if size else "none yet: run cluster/pack-offline"
+    print(
+        f"tree {tree / mib:.1f} MiB + pack {size / mib:.1f} MiB ({where}) = {total:.1f} MiB "
+        f"of {args.limit_mib:g} MiB"
+    )
+    if total > args.limit_mib:
+        print(f"over the limit by {total - args.limit_mib:.1f} MiB", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["worker"]:
         return common.worker_main(argv[1], argv[2])
     args = parse_args(argv)
+    if args.command == "pack-check":
+        return pack_check(args)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-gpu-"))
     work.mkdir(parents=True, exist_ok=True)
     failed = False
+    if args.command == "budget":
+        from benchmarks import budget
+
+        try:
+            return budget.run(args, work)
+        finally:
+            if not args.work_dir:
+                shutil.rmtree(work, ignore_errors=True)
     try:
         model_dir = ensure_model(args, work)
         done: list[tuple[str, dict, Path]] = []

@@ -142,6 +142,48 @@ def _train_to(cfg: Any, prepared: Any, storage: Path, name: str) -> dict:
     }
 
 
+def check_points(args: argparse.Namespace) -> str | None:
+    """Why the points cannot be trained as asked (None when they can): each must be a whole
+    number of optimizer steps, and the last must fit in the training split (80% of the notes),
+    else training would silently repeat examples."""
+    odd = [n for n in args.points if n <= 0 or n % args.batch_size]
+    if odd:
+        return (f"--points {' '.join(map(str, odd))}: each must be a positive multiple of "
+                f"--batch-size {args.batch_size} (examples = steps x batch size)")  # fmt: skip
+    room = int(0.8 * args.notes)
+    if args.points[-1] > room:
+        return (f"--points up to {args.points[-1]} need a training split that large: --notes >= "
+                f"{-(-args.points[-1] * 10 // 8)} (the training split is 80% of --notes)")  # fmt: skip
+    return None
+
+
+WORK_SETTINGS = "settings.json"
+
+
+def check_work(work: Path, settings: dict) -> str | None:
+    """`--work` holds the data and checkpoints of one set of settings (notes, seed, mix, length,
+    learning rates...): another set is refused (None when it matches or `work` is new)."""
+    path = work / WORK_SETTINGS
+    wanted = json.loads(json.dumps(settings))  # as JSON stores it
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != wanted:
+            diff = sorted(k for k in set(old) | set(wanted) if old.get(k) != wanted.get(k))
+            return (f"--work {work} holds data and checkpoints made with other settings "
+                    f"({', '.join(diff)}); use another --work or remove it")  # fmt: skip
+        return None
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(wanted, indent=1) + "\n")
+    return None
+
+
+def begin_run(report: dict) -> None:
+    """A new invocation: what described the last one (its end, its duration) no longer holds."""
+    for key in ("finished", "seconds_this_run"):
+        report.pop(key, None)
+    report["started_this_run"] = common.stamp()
+
+
 def _save(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -240,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["smollm2", "tiny"])
     p.add_argument("--decision-weights", nargs="+", type=float, default=[1.0],
                    help="loss weight of the answer's first token (1 = plain SFT)")  # fmt: skip
-    p.add_argument("--points", nargs="+", type=int, default=[250, 500, 1000, 2000],
-                   help="training examples seen at each scored checkpoint")  # fmt: skip
+    p.add_argument("--points", nargs="+", type=int, default=[256, 512, 1024, 2048],
+                   help="training examples seen at each scored checkpoint (multiples of "
+                        "--batch-size)")  # fmt: skip
     p.add_argument("--notes", type=int, default=2600, help="synthetic notes (80/10/10 split)")
     p.add_argument("--test-notes", type=int, default=100, help="test notes scored at each point")
     p.add_argument("--categories", nargs="+", default=None, help="error categories (all five)")
@@ -273,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args.points = sorted(args.points)
     if args.batch_size % (args.workers * args.micro_batch):
         p.error("--batch-size must be a multiple of --workers x --micro-batch")
-    if args.points[-1] * 10 > args.notes * 8 * 10:
-        p.error(f"--points up to {args.points[-1]} need --notes >= {args.points[-1] * 10 // 8}")
+    if problem := check_points(args):
+        p.error(problem)
 
     common.set_env()
     from discriminator.runtime import init_ray
@@ -284,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     # Curves of other models or weights may be added to a report; anything else makes a new one.
     skip = ("out", "work", "models", "decision_weights", "learning_rate")
     settings = {k: v for k, v in vars(args).items() if k not in skip}
+    if problem := check_work(Path(args.work), settings):
+        p.error(problem)
     out = Path(args.out)
     report: dict[str, Any] = {}
     if out.exists():
@@ -297,8 +342,13 @@ def main(argv: list[str] | None = None) -> int:
                      length=args.length, kinds=args.kinds)  # fmt: skip
         test = (data / "test.jsonl").read_text().splitlines()[: args.test_notes]
         (data / "test.jsonl").write_text("\n".join(test) + "\n")
+    train_n = len((data / "train.jsonl").read_text().splitlines())
+    if args.points[-1] > train_n:  # the split moves readmissions together: check the real size
+        p.error(f"--points up to {args.points[-1]} but the training split has {train_n} notes; "
+                "raise --notes")  # fmt: skip
     report.setdefault("benchmark", "learning")
     report.setdefault("started", common.stamp())
+    begin_run(report)
     report["settings"] = settings
     report.setdefault("learning_rates", {}).update({m: args.learning_rate[m] for m in args.models})
     report["device"] = common.device_info()

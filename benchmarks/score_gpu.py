@@ -110,8 +110,9 @@ def _seqs(path: str, limit: int | None = None) -> list[list[int]]:
     return ids[:limit] if limit else ids
 
 
-def run_project(s: dict[str, Any]) -> dict[str, Any]:
-    """The project's Scorer, in-process, on the prepared rows."""
+def run_project(s: dict[str, Any], extra: list[str] | None = None) -> dict[str, Any]:
+    """The project's Scorer, in-process, on the prepared rows (`extra`: config overrides of
+    this mode, e.g. `model.quantization=nf4` for the 4-bit scorer)."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -119,7 +120,7 @@ def run_project(s: dict[str, Any]) -> dict[str, Any]:
     from discriminator.config import to_dict
 
     common.set_env()
-    cfg = load_cfg(s)
+    cfg = load_cfg({**s, "extra_overrides": [*s["extra_overrides"], *(extra or [])]})
     prepared = pq.read_table(s["prepared_path"])
     t0 = time.perf_counter()
     scorer = scoring.Scorer(to_dict(cfg), scoring.tokenizer_path(cfg))
@@ -258,6 +259,93 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
             "padding": "left",
             "order": "input",
         },
+    }
+
+
+def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
+    """Plain prefill-only baseline: the base (`plain_quant`) + unmerged LoRA, one forward pass
+    per batch of `plain_batch` notes in input order, right padding, p_error from the logits at
+    each note's last token; no generation, no length bucketing."""
+    import torch
+    from peft import PeftModel
+
+    from discriminator.config import ModelConfig
+    from discriminator.modeling import load_base_model, load_tokenizer
+    from discriminator.prompt import answer_ids
+    from discriminator.scoring import p_error_from_logits
+
+    common.set_env()
+    on_gpu = common.on_cuda()
+    dev = "cuda:0" if on_gpu else "cpu"
+    mcfg = ModelConfig(
+        name_or_path=s["model_dir"],
+        quantization=s["plain_quant"],
+        dtype="bfloat16" if on_gpu else "float32",
+    )
+    t0 = time.perf_counter()
+    tok = load_tokenizer(s["adapter_dir"])
+    model = load_base_model(mcfg, device_map={"": dev})
+    model = PeftModel.from_pretrained(model, s["adapter_dir"], is_trainable=False).eval()
+    common.sync()
+    load_s = time.perf_counter() - t0
+    _, good_id = answer_ids(tok)
+    seqs = _seqs(s["prepared_path"], s["plain_notes"])
+
+    def last_logits(batch: list[list[int]]) -> Any:
+        width = max(len(x) for x in batch)
+        ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, x in enumerate(batch):  # right padding
+            ids[i, : len(x)] = torch.tensor(x)
+            mask[i, : len(x)] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
+        last = torch.tensor([len(x) - 1 for x in batch], device=logits.device)
+        return logits[torch.arange(len(batch), device=logits.device), last].float().cpu().numpy()
+
+    last_logits(seqs[:2])  # warm-up: kernels, allocator
+    p_error: list[float] = []
+    b = s["plain_batch"]
+    start = common.now()
+    for i in range(0, len(seqs), b):
+        p_error += p_error_from_logits(last_logits(seqs[i : i + b]), good_id).tolist()
+    wall = common.now() - start
+    return {
+        "kind": "baseline",
+        "notes": len(seqs),
+        "wall_s": round(wall, 3),
+        "notes_per_s": round(len(seqs) / wall, 3),
+        "load_s": round(load_s, 1),
+        "memory": common.memory(),
+        "p_error": p_error,
+        "settings": {
+            "quantization": s["plain_quant"],
+            "lora": "unmerged",
+            "batch": b,
+            "generation": "none (prefill only)",
+            "padding": "right",
+            "order": "input",
+        },
+    }
+
+
+def agreement(project: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's verdicts at the project's threshold, and how often they agree."""
+    import numpy as np
+
+    thr = project.get("threshold")
+    p = np.array(baseline.get("p_error") or [], dtype=np.float64)
+    if thr is None or not len(p) or not project.get("verdicts"):
+        return {}
+    verdicts = "".join("e" if x >= thr else "g" for x in p)
+    n = min(len(verdicts), len(project["verdicts"]))
+    same = sum(a == b for a, b in zip(verdicts[:n], project["verdicts"][:n]))
+    q = np.array(project["p_error"][:n], dtype=np.float64)
+    return {
+        "verdict_agreement": round(same / n, 4),
+        "agreement_notes": n,
+        "p_error_max_abs_diff": float(np.max(np.abs(q - p[:n]))),
+        "baseline_flagged": verdicts.count("e"),
     }
 
 

@@ -74,7 +74,10 @@ def base_overrides(s: dict[str, Any], extra: list[str]) -> list[str]:
     ]
     out.append(f"data.max_prompt_tokens={s['max_prompt_tokens']}")
     if s["smoke"]:
-        out += [*SMOKE_OVERRIDES, f"optim.gradient_accumulation_steps={s['smoke_accum']}"]
+        out += [
+            *s.get("smoke_overrides", SMOKE_OVERRIDES),
+            f"optim.gradient_accumulation_steps={s['smoke_accum']}",
+        ]
     return out + list(extra)
 
 

@@ -403,6 +403,15 @@ class EvalConfig:
     folder named by the scores' `_manifest.json` (`provenance.adapter`), if there is one."""
     show_text: bool = False
     """Show note text in the report's examples table (PHI!). Synthetic labels always show it."""
+    bootstrap: int = 1000
+    """Resamples of the notes behind every 95% interval (seeded); 0: no intervals."""
+    target_recall: float | None = None
+    """Report the threshold that reaches this recall on the labels (and the figures there)."""
+    target_precision: float | None = None
+    """Report the threshold that reaches this precision on the labels (and the figures there)."""
+    baseline: str | None = None
+    """Another scorer output on the same notes (e.g. the base model, `score --base-only`): both
+    side by side, with the paired difference of AUROC and balanced accuracy and its interval."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -416,6 +416,161 @@ def calibration(
     return {"bins": bins, "ece": float(ece) if len(s) else None, "n": len(s)}
 
 
+# ---------------------------------------------------------------------------------------------
+# Intervals: a seeded percentile bootstrap over notes
+
+CI_LEVEL = 0.95
+N_BOOTSTRAP = 1000
+BOOTSTRAP_SEED = 0
+CI_METRICS = (
+    "auroc",
+    "auprc",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "specificity",
+    "category_accuracy",
+)
+
+
+def _resample_values(
+    y: np.ndarray,
+    pred: np.ndarray,
+    p: np.ndarray,
+    lcat: np.ndarray,
+    pcat: np.ndarray,
+    rows: np.ndarray,
+) -> dict[str, float | None]:
+    """The CI metrics (and per-category recall) on one resample `rows` of the notes."""
+    yr, dr, pr = y[rows], pred[rows], p[rows]
+    b = binary_metrics(yr, dr)
+    has_p = ~np.isnan(pr)
+    out: dict[str, float | None] = {k: b[k] for k in ("balanced_accuracy", "precision", "recall",
+                                                     "f1", "specificity")}  # fmt: skip
+    out["auroc"] = auroc(yr[has_p], pr[has_p])
+    out["auprc"] = average_precision(yr[has_p], pr[has_p])
+    lc, pc = lcat[rows], pcat[rows]
+    tp = yr & dr & np.isin(lc, CATEGORIES)
+    out["category_accuracy"] = _ratio(int((tp & (lc == pc)).sum()), int(tp.sum()))
+    for cat in set(lc.tolist()) - {GOOD}:
+        n = lc == cat
+        out[f"recall:{cat}"] = _ratio(int((n & dr).sum()), int(n.sum()))
+    return out
+
+
+def _interval(values: list[float | None], level: float = CI_LEVEL) -> list[float] | None:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size < 0.5 * len(values) or v.size == 0:  # undefined in most resamples
+        return None
+    lo, hi = np.percentile(v, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return [float(lo), float(hi)]
+
+
+def bootstrap_indices(n: int, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """`n_boot` resamples of `n` notes with replacement (seeded: the same intervals each run)."""
+    return (
+        np.random.default_rng(seed).integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    )
+
+
+def confidence_intervals(
+    data: EvalData, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """95% intervals of the CI metrics and of each category's recall: the 2.5th and 97.5th
+    percentiles over `n_boot` seeded resamples of the evaluated notes (None where a metric is
+    undefined in most resamples, e.g. AUROC with one class)."""
+    y, pred = np.asarray(data.y_true, bool), np.asarray(data.y_pred, bool)
+    p = np.asarray(data.p_error, float)
+    lcat = np.asarray(data.label_category, dtype=object)
+    pcat = np.asarray(data.pred_category, dtype=object)
+    draws = [
+        _resample_values(y, pred, p, lcat, pcat, rows)
+        for rows in bootstrap_indices(len(y), n_boot, seed)
+    ]
+    keys = {k for d in draws for k in d}
+    cis = {k: _interval([d.get(k) for d in draws]) for k in sorted(keys)}
+    return {
+        "method": f"percentile bootstrap over notes, {n_boot} resamples, seed {seed}",
+        "level": CI_LEVEL,
+        "metrics": {k: cis.get(k) for k in CI_METRICS},
+        "per_category_recall": {
+            k.split(":", 1)[1]: v for k, v in cis.items() if k.startswith("recall:")
+        },
+    }
+
+
+def paired_difference(
+    a: EvalData, b: EvalData, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """AUROC and balanced accuracy of `a` minus `b` on the notes both scored (joined by id),
+    with a paired bootstrap 95% interval: each resample draws the same notes for both."""
+    where_b = {k: i for i, k in enumerate(b.ids)}
+    common_ids = [(i, where_b[k]) for i, k in enumerate(a.ids) if k in where_b]
+    ia = np.array([i for i, _ in common_ids], dtype=int)
+    ib = np.array([j for _, j in common_ids], dtype=int)
+    ya = np.asarray(a.y_true, bool)[ia]
+
+    def figures(d: EvalData, idx: np.ndarray, rows: np.ndarray | None) -> dict[str, float | None]:
+        sel = idx if rows is None else idx[rows]
+        y = ya if rows is None else ya[rows]
+        p = np.asarray(d.p_error, float)[sel]
+        has_p = ~np.isnan(p)
+        return {
+            "auroc": auroc(y[has_p], p[has_p]),
+            "balanced_accuracy": binary_metrics(y, np.asarray(d.y_pred, bool)[sel])[
+                "balanced_accuracy"
+            ],
+        }
+
+    out: dict[str, Any] = {"notes": len(common_ids)}
+    fa, fb = figures(a, ia, None), figures(b, ib, None)
+    draws = [
+        (figures(a, ia, r), figures(b, ib, r)) for r in bootstrap_indices(len(ia), n_boot, seed)
+    ]
+    for k in ("auroc", "balanced_accuracy"):
+        out[k] = fa[k]
+        out[f"baseline_{k}"] = fb[k]
+        out[f"{k}_diff"] = None if fa[k] is None or fb[k] is None else fa[k] - fb[k]
+        out[f"{k}_diff_ci95"] = _interval(
+            [None if x[k] is None or z[k] is None else x[k] - z[k] for x, z in draws]
+        )
+    out["method"] = f"paired percentile bootstrap over notes, {n_boot} resamples, seed {seed}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Operating points
+
+
+def operating_point(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    recall: float | None = None,
+    precision: float | None = None,
+) -> dict[str, Any] | None:
+    """The threshold t (flag p_error >= t) that reaches a target on these labels: with `recall`
+    the highest t whose recall is at least that (fewest notes flagged); with `precision` the
+    lowest t whose precision is at least that (most errors caught). None if no t reaches it."""
+    y = np.asarray(y_true, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    keep = ~np.isnan(s)
+    y, s = y[keep], s[keep]
+    if not y.any():
+        return None
+    thr, tps, fps = _ranked(y, s)
+    rec, prec = tps / tps[-1], tps / (tps + fps)
+    if recall is not None:
+        ok = np.flatnonzero(rec >= recall - 1e-12)
+        i = int(ok[0]) if ok.size else None  # thresholds descend: the first is the highest
+    else:
+        ok = np.flatnonzero(prec >= precision - 1e-12)
+        i = int(ok[-1]) if ok.size else None
+    if i is None:
+        return None
+    return {"threshold": float(thr[i]), "recall": float(rec[i]), "precision": float(prec[i])}
+
+
 def _category_order(values: set[str]) -> list[str]:
     return [c for c in CANONICAL if c in values] + sorted(values - set(CANONICAL))
 
@@ -451,7 +606,16 @@ def category_metrics(data: EvalData) -> dict[str, Any]:
     }
 
 
-def compute_metrics(data: EvalData, threshold: float | None = None) -> dict[str, Any]:
+def compute_metrics(
+    data: EvalData,
+    threshold: float | None = None,
+    n_boot: int = N_BOOTSTRAP,
+    target_recall: float | None = None,
+    target_precision: float | None = None,
+) -> dict[str, Any]:
+    """Every figure of the evaluation; with `n_boot` > 0 each headline figure also has its 95%
+    interval (`<metric>_ci95`, per category `recall_ci95`); with a target, the operating point
+    that reaches it (`operating_point`)."""
     notes = list(data.notes)
     out: dict[str, Any] = {
         "counts": data.counts,
@@ -477,8 +641,50 @@ def compute_metrics(data: EvalData, threshold: float | None = None) -> dict[str,
             notes.append("no error labels: AUPRC, recall, F1 and best-F1 threshold are null")
     out.update(category_metrics(data))
     out["calibration"] = calibration(y, p)
+    if n_boot > 0 and len(data.y_true):
+        ci = confidence_intervals(data, n_boot)
+        for k, v in ci["metrics"].items():
+            out[f"{k}_ci95"] = v
+        for cat, v in out["per_category"].items():
+            v["recall_ci95"] = ci["per_category_recall"].get(cat)
+        out["intervals"] = {"method": ci["method"], "level": ci["level"]}
+    if target_recall is not None or target_precision is not None:
+        out["operating_point"] = _operating_point_metrics(
+            data, target_recall, target_precision, n_boot
+        )
+        if out["operating_point"].get("threshold") is None:
+            notes.append(f"no threshold reaches {out['operating_point']['target']}")
     out["ids"] = data.listed_ids
     out["notes"] = notes
+    return out
+
+
+def _operating_point_metrics(
+    data: EvalData, recall: float | None, precision: float | None, n_boot: int
+) -> dict[str, Any]:
+    """The threshold that reaches the target and the binary figures (with intervals) there."""
+    target = {"recall": recall} if recall is not None else {"precision": precision}
+    point = operating_point(data.y_true, data.p_error, recall=recall, precision=precision)
+    out: dict[str, Any] = {"target": target, "threshold": None}
+    if point is None:
+        return out
+    t = point["threshold"]
+    p = np.asarray(data.p_error, float)
+    flagged = ~np.isnan(p) & (p >= t)
+    at = EvalData(
+        ids=data.ids, y_true=data.y_true, y_pred=flagged, p_error=data.p_error,
+        label_category=data.label_category, pred_category=data.pred_category,
+    )  # fmt: skip
+    b = binary_metrics(data.y_true, flagged)
+    out.update(threshold=t, flagged=int(flagged.sum()))
+    for k in ("balanced_accuracy", "precision", "recall", "f1", "specificity", "accuracy"):
+        out[k] = b[k]
+    out["confusion"] = b["confusion"]
+    if n_boot > 0:
+        ci = confidence_intervals(at, n_boot)["metrics"]
+        for k in ("balanced_accuracy", "precision", "recall", "f1", "specificity"):
+            out[f"{k}_ci95"] = ci[k]
+    out["use"] = f"ray_jobs.score --threshold {t:.6g}"
     return out
 
 
@@ -500,6 +706,7 @@ def compute_from_labels(
     scores_dir: str | Path,
     threshold: float | None = None,
     id_column: str = "id",
+    **options: Any,
 ) -> tuple[dict[str, Any], EvalData]:
     """`load_and_compute` on labels already read (`labels_path` only names them in messages)."""
     if not labels.records:
@@ -510,7 +717,7 @@ def compute_from_labels(
     if labels.problems:
         where = ", ".join(f"{p.path}:{p.line}" for p in labels.problems[:5])
         data.notes.append(f"{len(labels.problems)} invalid label row(s) skipped ({where} ...)")
-    metrics = compute_metrics(data, threshold)
+    metrics = compute_metrics(data, threshold, **options)
     metrics["provenance"] = provenance(read_manifest(scores_dir)) or None
     return metrics, data
 
@@ -521,22 +728,45 @@ def format_summary(m: dict[str, Any]) -> str:
     def f(x: Any) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
+    def fi(d: dict[str, Any], key: str) -> str:  # a figure and its 95% interval, when there is one
+        ci = d.get(f"{key}_ci95")
+        return f(d.get(key)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     c = m["counts"]
     lines = [
         f"labelled {c['labelled']}  evaluated {c['evaluated']} (good {c['label_good']}, "
         f"error {c['label_error']})  invalid_input {c['invalid_input']}  failed {c['failed']}  "
         f"missing {c['missing_from_scores']}  unlabelled scores {c['scores_without_labels']}",
-        f"decision {m['decision']}: accuracy {f(m['accuracy'])}  balanced {f(m['balanced_accuracy'])}"
-        f"  precision {f(m['precision'])}  recall {f(m['recall'])}  F1 {f(m['f1'])}",
-        f"AUROC {f(m['auroc'])}  AUPRC {f(m['auprc'])}  ECE {f(m['calibration']['ece'])}  "
-        f"category accuracy {f(m['category_accuracy'])}",
+        f"decision {m['decision']}: accuracy {f(m['accuracy'])}  balanced "
+        f"{fi(m, 'balanced_accuracy')}  precision {fi(m, 'precision')}  recall {fi(m, 'recall')}"
+        f"  F1 {fi(m, 'f1')}",
+        f"AUROC {fi(m, 'auroc')}  AUPRC {fi(m, 'auprc')}  ECE {f(m['calibration']['ece'])}  "
+        f"category accuracy {fi(m, 'category_accuracy')}",
     ]
+    if m.get("intervals"):
+        lines.append(f"[brackets: 95% intervals, {m['intervals']['method']}]")
     if m["best_f1"]:
         b = m["best_f1"]
         lines.append(f"best F1 {f(b['f1'])} at p_error >= {b['threshold']:.4g}")
+    op = m.get("operating_point")
+    if op and op.get("threshold") is not None:
+        ((what, value),) = op["target"].items()
+        lines.append(
+            f"{what} >= {value:g}: p_error >= {op['threshold']:.4g} flags {op['flagged']} note(s);"
+            f" precision {fi(op, 'precision')}  recall {fi(op, 'recall')}  balanced "
+            f"{fi(op, 'balanced_accuracy')}  (score with --threshold {op['threshold']:.6g})"
+        )
+    base = m.get("baseline")
+    if base:
+        lines.append(
+            f"vs baseline ({base['notes']} notes in both): AUROC {f(base['auroc'])} vs "
+            f"{f(base['baseline_auroc'])}, difference {fi(base, 'auroc_diff')}; balanced accuracy "
+            f"{f(base['balanced_accuracy'])} vs {f(base['baseline_balanced_accuracy'])}, "
+            f"difference {fi(base, 'balanced_accuracy_diff')}"
+        )
     for cat, v in m["per_category"].items():
         lines.append(
-            f"  {cat:<15} n={v['n']:<5} recall {f(v['recall'])}  named {f(v['named_rate'])}"
+            f"  {cat:<15} n={v['n']:<5} recall {fi(v, 'recall')}  named {f(v['named_rate'])}"
         )
     lines += [f"note: {n}" for n in m["notes"]]
     return "\n".join(lines)

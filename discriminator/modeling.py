@@ -239,6 +239,20 @@ SHAPES: dict[str, dict[str, Any]] = {
         bos_token_id=128000,
         eos_token_id=128009,
     ),
+    # The same architecture at toy size: the GPU benchmark's CPU smoke run builds it through the
+    # same code as the 8B shape model.
+    "llama-smoke": dict(
+        vocab_size=2048,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rope_theta=500000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    ),
 }
 
 

@@ -628,22 +628,70 @@ def _examples_html(ex: Extras) -> list[str]:
     return parts
 
 
+def ci_text(d: dict[str, Any], key: str) -> str:
+    """`[low, high]` of a figure's 95% interval, or empty."""
+    ci = d.get(f"{key}_ci95")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _operating_point_html(op: dict[str, Any] | None) -> list[str]:
+    if not op:
+        return []
+    ((what, value),) = op["target"].items()
+    if op.get("threshold") is None:
+        return [f"<h2>Operating point</h2><p>No threshold reaches {what} {value:g}.</p>"]
+    rows = [
+        [k.replace("_", " "), op[k], ci_text(op, k)]
+        for k in ("precision", "recall", "specificity", "balanced_accuracy", "f1")
+    ]
+    return [
+        f"<h2>Operating point: {what} &ge; {value:g}</h2>",
+        f"<p>p_error &ge; <b>{op['threshold']:.6g}</b> flags {op['flagged']} note(s); score with "
+        f"<code>{html.escape(op['use'])}</code>.</p>",
+        _table(["metric", "value", "95% interval"], rows),
+    ]
+
+
+def _baseline_html(base: dict[str, Any] | None) -> list[str]:
+    if not base:
+        return []
+    rows = [
+        ["AUROC", base["auroc"], base["baseline_auroc"], base["auroc_diff"],
+         ci_text(base, "auroc_diff")],
+        ["balanced accuracy", base["balanced_accuracy"], base["baseline_balanced_accuracy"],
+         base["balanced_accuracy_diff"], ci_text(base, "balanced_accuracy_diff")],
+    ]  # fmt: skip
+    prov = base.get("provenance") or {}
+    names = [
+        prov.get(k) for k in ("model.name_or_path", "adapter") if prov.get(k) not in (None, "null")
+    ]
+    what = html.escape(" + ".join(names) or base["scores"])
+    return [
+        "<h2>Against the baseline</h2>",
+        f"<p>Baseline: {what} ({base['notes']} notes scored by both; {html.escape(base['method'])}"
+        ").</p>",
+        _table(["metric", "these scores", "baseline", "difference", "95% interval"], rows),
+    ]
+
+
 def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | None = None) -> str:
     ex = extras or Extras()
     c = m["counts"]
     b = m["best_f1"] or {}
     headline = [
-        ["accuracy", m["accuracy"]],
-        ["balanced accuracy", m["balanced_accuracy"]],
-        ["precision (error)", m["precision"]],
-        ["recall (error)", m["recall"]],
-        ["F1 (error)", m["f1"]],
-        ["AUROC", m["auroc"]],
-        ["AUPRC", m["auprc"]],
-        ["best F1 / at p_error >=", f"{fmt(b.get('f1'))} / {fmt(b.get('threshold'))}"],
-        ["category accuracy (detected errors)", m["category_accuracy"]],
-        ["ECE (10 bins)", m["calibration"]["ece"]],
-    ]
+        ["accuracy", m["accuracy"], ""],
+        ["balanced accuracy", m["balanced_accuracy"], ci_text(m, "balanced_accuracy")],
+        ["precision (error)", m["precision"], ci_text(m, "precision")],
+        ["recall (error)", m["recall"], ci_text(m, "recall")],
+        ["specificity", m["specificity"], ci_text(m, "specificity")],
+        ["F1 (error)", m["f1"], ci_text(m, "f1")],
+        ["AUROC", m["auroc"], ci_text(m, "auroc")],
+        ["AUPRC", m["auprc"], ci_text(m, "auprc")],
+        ["best F1 / at p_error >=", f"{fmt(b.get('f1'))} / {fmt(b.get('threshold'))}", ""],
+        ["category accuracy (detected errors)", m["category_accuracy"],
+         ci_text(m, "category_accuracy")],
+        ["ECE (10 bins)", m["calibration"]["ece"], ""],
+    ]  # fmt: skip
     conf = m["confusion"]
     cc = m["category_confusion"]
     per = m["per_category"]
@@ -657,7 +705,14 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | Non
         f"<p>Decision: <b>{html.escape(m['decision'])}</b>. Error is the positive class. "
         "Rows whose status is not <code>ok</code> are counted but not scored.</p>",
         "<h2>Headline metrics</h2>",
-        _table(["metric", "value"], headline),
+        _table(["metric", "value", "95% interval"], headline),
+        *(
+            [f"<p class='muted'>Intervals: {html.escape(m['intervals']['method'])}.</p>"]
+            if m.get("intervals")
+            else []
+        ),
+        *_operating_point_html(m.get("operating_point")),
+        *_baseline_html(m.get("baseline")),
         "<h2>Counts</h2>",
         _table(["count", "rows"], [[k, v] for k, v in c.items()]),
     ]
@@ -778,13 +833,29 @@ def evaluate(
     id_column: str = "id",
     train_metrics: str | Path | None = None,
     show_text: bool = False,
+    n_boot: int = M.N_BOOTSTRAP,
+    target_recall: float | None = None,
+    target_precision: float | None = None,
+    baseline: str | Path | None = None,
 ) -> dict[str, Any]:
     """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics.
 
     `train_metrics`: the adapter's metrics.json for the training curves (default: found through
-    the scores' manifest). `show_text`: note text in the examples table even for real labels."""
+    the scores' manifest). `show_text`: note text in the examples table even for real labels.
+    `n_boot`: resamples behind the 95% intervals. `target_recall` / `target_precision`: the
+    operating point that reaches it. `baseline`: another scorer output on the same notes."""
     labels = read_records(labels_path)
-    m, data = M.compute_from_labels(labels, labels_path, scores_dir, threshold, id_column)
+    m, data = M.compute_from_labels(
+        labels, labels_path, scores_dir, threshold, id_column, n_boot=n_boot,
+        target_recall=target_recall, target_precision=target_precision,
+    )  # fmt: skip
+    if baseline is not None:
+        base = M.join(labels.records, M.read_scores(baseline), threshold, id_column)
+        m["baseline"] = {
+            "scores": str(baseline),
+            "provenance": M.provenance(M.read_manifest(baseline)) or None,
+            **M.paired_difference(data, base, n_boot),
+        }
     out = Path(out_dir)
     private_dir(out)
     write_private(out / "metrics.json", json.dumps(m, indent=2, allow_nan=False).encode("utf-8"))

@@ -7,7 +7,9 @@ Stages, each the same command the README lists for running it alone:
   2. python -m ray_jobs.train      QLoRA on the tiny offline model, local Ray, 2 CPU workers, 4-bit
   3. python -m ray_jobs.tune       a small Ray Tune sweep (skip with --skip-tune)
   4. python -m ray_jobs.score      Ray Data scoring of the held-out split to parquet
-  5. python -m ray_jobs.evaluate   metrics.json + report.html
+  5. python -m ray_jobs.score      the same notes scored by the base model alone (--base-only)
+  6. python -m ray_jobs.evaluate   metrics.json + report.html, with 95% intervals and the
+                                   adapter's gain over its base (--baseline)
 """
 
 from __future__ import annotations
@@ -79,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     data, runs = out / "data", out / "runs"
     py = sys.executable
     t0 = time.time()
-    total = 4 if args.skip_tune else 5
     n = str(args.notes)
 
     stages: list[tuple[str, list[str]]] = [
@@ -112,9 +113,16 @@ def main(argv: list[str] | None = None) -> int:
              "--output", str(out / "scores")],
         ),
         (
+            "the base model alone on the same notes (zero-shot baseline)",
+            [py, "-m", "ray_jobs.score", "--config", "ray_jobs/configs/smoke_score.yaml",
+             "--base-only", "--input", str(data / "test.jsonl"),
+             "--output", str(out / "scores-base"), "--generate", "never"],
+        ),
+        (
             "evaluation report",
             [py, "-m", "ray_jobs.evaluate", "--labels", str(data / "test.jsonl"),
-             "--scores", str(out / "scores"), "--out", str(out / "report")],
+             "--scores", str(out / "scores"), "--baseline", str(out / "scores-base"),
+             "--out", str(out / "report")],
         ),
     ]  # fmt: skip
     total = len(stages)
@@ -132,14 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     def fmt(x: object) -> str:
         return f"{x:.3f}" if isinstance(x, float) else str(x)
 
+    def with_ci(d: dict, key: str) -> str:
+        ci = d.get(f"{key}_ci95")
+        return fmt(d.get(key)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     print(
-        "  balanced accuracy {}  F1 {}  AUROC {}  category accuracy {}".format(
-            *(
-                fmt(metrics.get(k))
-                for k in ("balanced_accuracy", "f1", "auroc", "category_accuracy")
-            )
-        )
+        f"  balanced accuracy {with_ci(metrics, 'balanced_accuracy')}  F1 {fmt(metrics.get('f1'))}"
+        f"  AUROC {with_ci(metrics, 'auroc')}  category accuracy "
+        f"{fmt(metrics.get('category_accuracy'))}  (95% intervals)"
     )
+    if base := metrics.get("baseline"):
+        print(
+            f"  the base model alone: AUROC {fmt(base['baseline_auroc'])}; the adapter's gain "
+            f"{with_ci(base, 'auroc_diff')} AUROC, {with_ci(base, 'balanced_accuracy_diff')} "
+            "balanced accuracy"
+        )
     return 0
 
 

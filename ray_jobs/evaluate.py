@@ -46,6 +46,30 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
         help="the adapter's metrics.json for the training curves (default: <adapter>/metrics.json "
         "of the adapter named in the scores' _manifest.json, when there is one)",
     )
+    parser.add_argument(
+        "--target-recall",
+        type=float,
+        metavar="R",
+        help="also report the threshold that reaches recall R (0-1) and the figures there",
+    )
+    parser.add_argument(
+        "--target-precision",
+        type=float,
+        metavar="P",
+        help="also report the threshold that reaches precision P (0-1) and the figures there",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="SCORES_DIR",
+        help="scores of a baseline on the same notes (e.g. score --base-only): side by side, "
+        "with the paired difference and its 95%% interval",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        metavar="N",
+        help="resamples behind the 95%% intervals (default 1000; 0: none)",
+    )
     add_verbose_arg(parser)
     parser.add_argument(
         "--show-text",
@@ -54,10 +78,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
         help="show note text (PHI) in the report's examples table; synthetic labels always do",
     )
     args = parser.parse_args(argv)
-    keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text")
+    keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text",
+            "target_recall", "target_precision", "baseline", "bootstrap")  # fmt: skip
     flags = {k: getattr(args, k) for k in keys}
     extra = {k: v for k, v in flags.items() if v is not None}
     cfg = load_config(EvalConfig, args.config, args.overrides, extra)
+    for name in ("target_recall", "target_precision"):
+        value = getattr(cfg, name)
+        if value is not None and not 0 < value <= 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in (0, 1] (got {value})")
+    if cfg.target_recall is not None and cfg.target_precision is not None:
+        raise ConfigError("give --target-recall or --target-precision, not both")
+    if cfg.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be 0 or more (got {cfg.bootstrap})")
     return cfg, args.print_config, args.verbose
 
 
@@ -86,6 +119,10 @@ def _run(cfg: EvalConfig) -> int:
             cfg.id_column,
             train_metrics=cfg.train_metrics,
             show_text=cfg.show_text,
+            n_boot=cfg.bootstrap,
+            target_recall=cfg.target_recall,
+            target_precision=cfg.target_precision,
+            baseline=cfg.baseline,
         )
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)

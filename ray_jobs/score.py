@@ -71,7 +71,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
     add_verbose_arg(p)
     for flag, (target, text) in FLAGS.items():
         p.add_argument(f"--{flag}", help=f"{text} [{target}]", **KWARGS.get(flag, {}))
+    p.add_argument(
+        "--base-only",
+        action="store_true",
+        help="score with the base model alone (zero-shot, no adapter, whatever the config says):\n"
+        "the baseline for `ray_jobs.evaluate --baseline`; base from --set model.name_or_path\n"
+        "or the config",
+    )
     args = p.parse_args(argv)
+    if args.base_only and args.adapter:
+        p.error("--base-only scores without an adapter: drop --adapter")
     extra: dict = {}
     for flag, (target, _) in FLAGS.items():
         if (value := getattr(args, flag.replace("-", "_"))) is not None:
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:  # the base model, its quantization and the prompt version follow the adapter
         tree = config_tree(args.config, args.overrides, extra)
+        if args.base_only:
+            tree["adapter"] = None
         notes = apply_adapter_provenance(tree)
         cfg = from_dict(ScoreConfig, tree)
     except ConfigError as e:
@@ -114,7 +125,7 @@ def _run(cfg: ScoreConfig) -> int:
     from discriminator.runtime import PrivacyError, init_ray
     from discriminator.scoring import ScoreError, run_scoring
 
-    adapter = f" + adapter {cfg.adapter}" if cfg.adapter else ""
+    adapter = f" + adapter {cfg.adapter}" if cfg.adapter else ", no adapter (zero-shot)"
     print(f"[score] base {cfg.model.name_or_path} ({cfg.model.quantization}){adapter}", flush=True)
     try:
         console.stage("checking the base model")

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from benchmarks import common, gpu, score_gpu, train_gpu
+from benchmarks import budget, common, gpu, score_gpu, train_gpu
 
 pytestmark = pytest.mark.slow  # ~2 min on a busy 2-core machine: NF4 on CPU is slow
 
@@ -32,7 +32,7 @@ def _header_ok(report: dict, bench: str) -> None:
     for pkg in ("torch", "transformers", "trl", "peft", "bitsandbytes", "python"):
         assert report["versions"][pkg], pkg
     assert report["device"]["device"] == "cpu"
-    assert "gpu" in report["machine"]
+    assert report["machine"]["gpu"] is None  # no nvidia-smi on the CPU machine
 
 
 def test_train_smoke_report(smoke_reports):
@@ -159,3 +159,144 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
         assert json.loads(out.read_text())["curves"] == report["curves"]
     finally:
         ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# budget: every GPU figure in one command that fits a short allocation
+
+
+def test_budget_plan_fits_eight_minutes_with_a_margin():
+    plan = budget.timeline(budget.PLAN, budget.DEADLINE_S, smoke=False)
+    assert plan["deadline_s"] == 480 and plan["planned_s"] <= 0.9 * 480, plan["planned_s"]
+    assert plan["steps"][0]["mode"] == "shape-model"  # the build is in the budget
+    assert {"project", "project-80gb", "trl-default", "plain-bf16", "project-bf16"} == set(
+        budget.TRAIN_MODES
+    )
+    assert {"project", "project-nf4", "plain-prefill"} == set(budget.SCORE_MODES)
+    for s in plan["steps"]:  # every step has a timeout, and none runs past the deadline
+        assert s["timeout"] is not None and s["start"] + s["timeout"] <= 480, s
+    # the deadline rules: twice the plan at most, never past the deadline, skipped when too late
+    assert budget.step_timeout(40, 1000) == 80
+    assert budget.step_timeout(40, 50) == 50
+    assert budget.step_timeout(40, 23) is None  # under 60% of the plan left
+
+
+def test_unknown_modes_are_errors():
+    with pytest.raises(SystemExit, match=r"unknown mode.*nope"):
+        budget.parse_modes("score:project,nope")
+    picked = budget.parse_modes("score:project,trl-default")
+    assert [(s.kind, s.mode) for s in picked] == [
+        ("setup", "shape-model"), ("train", "trl-default"), ("score", "project")
+    ]  # fmt: skip
+    args = gpu.parse_args(["train", "--smoke", "--modes", "project,projetc"])
+    with pytest.raises(SystemExit, match="projetc"):
+        gpu._modes(args, list(train_gpu.MODES))  # one valid name no longer hides a typo
+    assert gpu.parse_args(["train"]).timeout == 900  # every mode has a timeout by default
+
+
+def test_a_step_past_its_timeout_is_killed_and_reported(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    out = common.run_isolated("benchmarks.common:sleep_task", {"seconds": 60}, tmp_path, "s", 3)
+    assert out["timed_out"] is True and out["error"] == "timed out after 3s"
+    assert time.perf_counter() - t0 < 30
+
+
+def test_budget_with_no_time_left_skips_and_says_so(tmp_path):
+    out = tmp_path / "out"
+    rc = gpu.main(["budget", "--smoke", "--deadline", "5", "--out", str(out)])
+    (path,) = out.glob("budget-smoke-cpu-*.json")
+    report = json.loads(path.read_text())
+    assert rc == 1
+    assert report["timeline"] == [
+        {"step": "setup shape-model", "start": report["timeline"][0]["start"],
+         "end": report["timeline"][0]["end"], "status": "skipped"}
+    ]  # fmt: skip
+    assert "left of the deadline" in report["results"]["setup"]["shape-model"]["skipped"]
+
+
+@pytest.fixture(scope="module")
+def budget_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("budget-out")
+    rc = gpu.main(["budget", "--smoke", "--out", str(out)])
+    (path,) = out.glob("budget-smoke-cpu-*.json")
+    return rc, json.loads(path.read_text())
+
+
+def test_budget_smoke_runs_every_step_in_its_own_process(budget_report):
+    """`budget --smoke`: the GPU run's path on CPU: the shape-model build, one process per step
+    with its timeout, the JSON after every step, the summary the GPU session reads."""
+    rc, report = budget_report
+    assert rc == 0, report["timeline"]
+    assert report["benchmark"] == "budget-smoke" and report["machine"]["gpu"] is None
+    assert [t["step"] for t in report["timeline"]] == [f"{s.kind} {s.mode}" for s in budget.PLAN]
+    assert all(t["status"] == "ok" for t in report["timeline"])
+    assert report["wall_s"] <= report["plan"]["deadline_s"]
+    setup = report["results"]["setup"]["shape-model"]
+    assert setup["build_s"] > 0 and setup["model_dir"].endswith("shape-model")  # built here
+    for kind in ("train", "score"):
+        for mode, r in report["results"][kind].items():
+            assert r["process_s"] > 0 and "error" not in r, (kind, mode)  # its own process
+    train = report["results"]["train"]
+    assert train["project-80gb"]["settings"]["config"]["optim"]["optim"] == "adamw_torch_fused"
+    assert train["project-80gb"]["notes_per_step"] == 4 * 2  # batch 4 x smoke accumulation 2
+    assert train["project"]["model"]["dtype"] == "bfloat16"  # the GPU dtype, on CPU too
+    assert train["project-bf16"]["model"]["quantization"] == "none"
+    for mode in budget.TRAIN_MODES:
+        assert train[mode]["real_tokens_per_s"] > 0, mode
+    ratios = report["summary"]["train"]["ratios"]
+    assert ratios["project/trl-default"] > 0 and ratios["project-80gb/trl-default"] > 0
+    assert ratios["project-bf16/plain-bf16"] > 0
+    score = report["results"]["score"]
+    n = budget.SMOKE_COUNTS["score_notes"]
+    assert score["project"]["notes"] == score["plain-prefill"]["notes"] == n
+    assert score["project-nf4"]["settings"]["config"]["model"]["quantization"] == "nf4"
+    assert score["project-nf4"]["threshold"] == score["project"]["threshold"]  # one verdict rule
+    same = report["summary"]["score"]["project vs plain-prefill"]
+    assert same["agreement_notes"] == n and same["verdict_agreement"] == 1.0  # same weights
+    assert report["summary"]["score"]["project/plain-prefill"] > 0
+    assert all(v > 0 for v in report["summary"]["peak_gib"].values())
+
+
+def test_pack_check_counts_the_tree_and_the_pack(tmp_path, capsys):
+    """What travels to an offline GPU machine: the repository's files plus the package pack,
+    under the limit (the tree alone leaves room for the ~42 MB pack)."""
+    tree = gpu.travelling_bytes(common.REPO)
+    assert 0 < tree < 12 * 1024 * 1024, tree
+    pack = tmp_path / "site.tar.xz"
+    with open(pack, "wb") as fh:  # sparse: only its size matters
+        fh.truncate(45 * 1024 * 1024)
+    assert gpu.main(["pack-check", "--pack", str(pack)]) == 0
+    assert "of 60 MiB" in capsys.readouterr().out
+    with open(pack, "wb") as fh:
+        fh.truncate(70 * 1024 * 1024)
+    assert gpu.main(["pack-check", "--pack", str(pack)]) == 1
+    assert "over the limit" in capsys.readouterr().err
+
+
+def test_learning_points_must_be_whole_steps_inside_the_training_split(tmp_path, capsys):
+    from benchmarks import learning
+
+    work = ["--work", str(tmp_path / "w"), "--out", str(tmp_path / "c.json")]
+    with pytest.raises(SystemExit):  # 250 notes at 8 a step would train 248 and say 250
+        learning.main(["--points", "250", "--batch-size", "8", *work])
+    assert "positive multiple of --batch-size 8" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # 900 of 1,000 notes: past the 800-note training split
+        learning.main(["--points", "896", "--notes", "1000", *work])
+    assert "--notes >= 1120" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # refused before anything was written
+
+
+def test_learning_work_folder_belongs_to_one_set_of_settings(tmp_path):
+    from benchmarks import learning
+
+    work = tmp_path / "w"
+    assert learning.check_work(work, {"notes": 80, "seed": 1, "lr_tiny": 0.003}) is None
+    assert learning.check_work(work, {"notes": 80, "seed": 1, "lr_tiny": 0.003}) is None
+    problem = learning.check_work(work, {"notes": 160, "seed": 1, "lr_tiny": 0.01})
+    assert problem and "other settings (lr_tiny, notes)" in problem
+    report = {"finished": "yesterday", "seconds_this_run": 5, "curves": {}}
+    learning.begin_run(report)
+    assert "finished" not in report and "seconds_this_run" not in report
+    assert report["started_this_run"]

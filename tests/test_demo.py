@@ -132,6 +132,14 @@ def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
     for stage in ("train", "tune", "score", "eval"):
         assert re.search(rf"^\[{stage}\] log: ", shown, re.M), stage
     assert "[train] step 60/60" in shown and "Demo finished" in shown
+    # the report: intervals, and the adapter against its base model zero-shot
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["auroc_ci95"] and metrics["balanced_accuracy_ci95"]
+    base = metrics["baseline"]
+    assert base["notes"] == metrics["counts"]["evaluated"] and base["auroc_diff_ci95"]
+    assert "the base model alone: AUROC" in shown
+    page = (out / "report" / "report.html").read_text()
+    assert "Against the baseline" in page and "95% interval" in page
     logs = {
         job: Path(re.search(rf"^\[{job}\] log: (\S+)$", shown, re.M).group(1)).read_text()
         for job in ("train", "tune", "score")

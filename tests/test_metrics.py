@@ -199,6 +199,8 @@ def test_mixed_scenario_counts_and_metrics(records):
     assert m["auroc"] == pytest.approx(5 / 6)
     per = m["per_category"]
     assert list(per) == ["timeline", "phi"]  # canonical order; f and h (failed/missing) absent
+    timeline_ci = per["timeline"].pop("recall_ci95")  # 1 of 2 detected: anywhere in [0, 1]
+    assert timeline_ci[0] <= 0.5 <= timeline_ci[1] and per["phi"].pop("recall_ci95") == [1.0, 1.0]
     assert per["timeline"] == {"n": 2, "detected": 1, "recall": 0.5, "named": 1, "named_rate": 1.0}
     assert per["phi"] == {"n": 1, "detected": 1, "recall": 1.0, "named": 0, "named_rate": 0.0}
     assert m["category_accuracy"] == 0.5 and m["category_accuracy_n"] == 2
@@ -368,3 +370,86 @@ def test_id_column_joins_on_another_label_column(tmp_path):
     scores = scores_of([score_row("k1", p=0.1), score_row("l.jsonl:2", p=0.2)])
     data = M.join(recs, scores, id_column="mrn_key")
     assert sorted(data.ids) == ["k1", "l.jsonl:2"]  # rows without the column fall back to file:line
+
+
+# ---------------------------------------------------------------------------------------------
+# Intervals, paired differences, operating points
+
+
+def _data(y, p, pred=None, lcat=None) -> M.EvalData:
+    y = np.asarray(y, bool)
+    p = np.asarray(p, float)
+    pred = p >= 0.5 if pred is None else np.asarray(pred, bool)
+    lcat = lcat or ["timeline" if v else "good" for v in y]
+    return M.EvalData([f"n{i}" for i in range(len(y))], y, pred, p, lcat, list(lcat))
+
+
+def _width(ci) -> float:
+    return ci[1] - ci[0]
+
+
+def test_intervals_of_a_perfect_scorer_are_points():
+    y = np.arange(200) % 2 == 0
+    ci = M.confidence_intervals(_data(y, y.astype(float)), n_boot=200)
+    for k in ("auroc", "recall", "precision", "specificity", "balanced_accuracy", "f1"):
+        assert ci["metrics"][k] == [1.0, 1.0], k
+    assert ci["metrics"]["category_accuracy"] == [1.0, 1.0]
+    assert ci["per_category_recall"]["timeline"] == [1.0, 1.0]
+
+
+def test_intervals_of_a_random_scorer_hold_one_half_and_narrow_with_n():
+    rng = np.random.default_rng(3)
+    widths = {}
+    for n in (200, 2000):
+        y = rng.random(n) < 0.5
+        ci = M.confidence_intervals(_data(y, rng.random(n)), n_boot=300)["metrics"]
+        assert ci["auroc"][0] < 0.5 < ci["auroc"][1], (n, ci["auroc"])
+        widths[n] = _width(ci["auroc"])
+    assert widths[2000] < 0.5 * widths[200]  # ~1/sqrt(10) expected
+
+
+def test_intervals_cover_a_known_mixture():
+    """Errors score N(1, 1), good notes N(0, 1): the true AUROC is Phi(1/sqrt 2) = 0.7602."""
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(500, bool), np.zeros(500, bool)]
+    p = np.r_[rng.normal(1, 1, 500), rng.normal(0, 1, 500)]
+    ci = M.confidence_intervals(_data(y, p, pred=p >= 0.5), n_boot=400)["metrics"]
+    assert ci["auroc"][0] < 0.7602 < ci["auroc"][1], ci["auroc"]
+    assert 0.03 < _width(ci["auroc"]) < 0.1
+    # recall at p >= 0.5 is P(N(1,1) >= 0.5) = 0.6915
+    assert ci["recall"][0] < 0.6915 < ci["recall"][1], ci["recall"]
+
+
+def test_paired_difference_of_a_model_with_itself_is_zero():
+    rng = np.random.default_rng(7)
+    y = rng.random(300) < 0.4
+    d = _data(y, np.clip(y * 0.3 + rng.random(300) * 0.7, 0, 1))
+    out = M.paired_difference(d, d, n_boot=200)
+    assert out["notes"] == 300
+    assert out["auroc_diff"] == 0.0 and out["auroc_diff_ci95"] == [0.0, 0.0]
+    assert out["balanced_accuracy_diff_ci95"] == [0.0, 0.0]
+    # a better model on the same notes: a positive difference whose interval excludes 0
+    better = _data(y, np.clip(y * 0.8 + rng.random(300) * 0.2, 0, 1))
+    worse = _data(y, rng.random(300))
+    diff = M.paired_difference(better, worse, n_boot=200)
+    assert diff["auroc_diff"] > 0.3 and diff["auroc_diff_ci95"][0] > 0
+
+
+def test_operating_point_finds_the_threshold_on_a_constructed_case():
+    y = [1, 1, 0, 1, 0, 0]
+    p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    assert M.operating_point(y, p, recall=1.0) == {
+        "threshold": 0.6,
+        "recall": 1.0,
+        "precision": 0.75,
+    }
+    assert M.operating_point(y, p, recall=0.6)["threshold"] == 0.8  # 2 of 3: the fewest flags
+    assert M.operating_point(y, p, precision=1.0)["threshold"] == 0.8  # the most errors caught
+    assert M.operating_point(y, p, precision=0.75)["threshold"] == 0.6
+    assert M.operating_point(y, p, precision=0.76)["threshold"] == 0.8
+    assert M.operating_point([0, 0], [0.2, 0.3], recall=0.5) is None  # no errors to find
+    m = M.compute_metrics(_data(y, p), n_boot=50, target_recall=1.0)
+    op = m["operating_point"]
+    assert op["threshold"] == 0.6 and op["flagged"] == 4 and op["recall"] == 1.0
+    assert op["precision"] == 0.75 and op["use"] == "ray_jobs.score --threshold 0.6"
+    assert "recall_ci95" in op and "auroc_ci95" in m and m["intervals"]["level"] == 0.95

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -460,3 +461,45 @@ def test_entrypoint_flags(tmp_path):
     assert cfg.show_text is True and cfg.train_metrics == "a/metrics.json"
     cfg, _, _ = parse_args([])
     assert cfg.show_text is False and cfg.train_metrics is None
+
+
+def test_intervals_operating_point_and_baseline_in_json_console_and_page(tmp_path, capfd):
+    lab, d = make_inputs(tmp_path)
+    base_dir = tmp_path / "base"
+    shutil.copytree(d, base_dir)
+    for part in base_dir.glob("part-*.parquet"):  # a baseline that ranks at random
+        t = pq.read_table(part).to_pylist()
+        rng = np.random.default_rng(11)
+        for r in t:
+            if r["p_error"] is not None:
+                r["p_error"] = float(rng.random())
+                r["verdict"] = "error" if r["p_error"] >= 0.5 else "good"
+        pq.write_table(pa.Table.from_pylist(t), part)
+    out = tmp_path / "eval"
+    argv = ["--labels", str(lab), "--scores", str(d), "--out", str(out)]
+    rc = main([*argv, "--target-recall", "0.9", "--baseline", str(base_dir), "--bootstrap", "300"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    lo, hi = m["auroc_ci95"]
+    assert lo <= m["auroc"] <= hi and hi - lo > 0
+    assert (
+        m["balanced_accuracy_ci95"][0] <= m["balanced_accuracy"] <= m["balanced_accuracy_ci95"][1]
+    )
+    op = m["operating_point"]
+    assert op["target"] == {"recall": 0.9} and op["recall"] >= 0.9
+    assert op["use"] == f"ray_jobs.score --threshold {op['threshold']:.6g}"
+    base = m["baseline"]
+    assert base["notes"] == m["counts"]["evaluated"] and base["scores"] == str(base_dir)
+    assert base["auroc_diff"] == pytest.approx(base["auroc"] - base["baseline_auroc"])
+    assert base["auroc_diff_ci95"][0] <= base["auroc_diff"] <= base["auroc_diff_ci95"][1]
+    text = capfd.readouterr().out
+    assert "95% intervals" in text and "recall >= 0.9: p_error >=" in text
+    assert "vs baseline (" in text and CANARY not in text
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "95% interval" in page and "Operating point: recall" in page
+    assert "Against the baseline" in page and CANARY not in page
+    for bad in (
+        ["--target-recall", "1.5"],
+        ["--target-recall", "0.9", "--target-precision", "0.5"],
+    ):
+        assert main([*argv, *bad]) == 2

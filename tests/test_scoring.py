@@ -546,6 +546,40 @@ def test_score_with_only_adapter_input_output_takes_the_adapters_base(
         assert r["p_error"] == pytest.approx(want["p_error"], abs=1e-4)
 
 
+@pytest.mark.slow
+def test_base_only_scores_without_the_adapter_the_config_names(
+    tiny_model_dir, adapter_dir, tmp_path
+):
+    """`--base-only`: the base model zero-shot even when the config names an adapter (the
+    baseline for `evaluate --baseline`); its provenance says so; with --adapter it is refused."""
+    notes = write_jsonl(tmp_path / "n.jsonl", [jl({"note": n}) for n in make_notes(4, seed=3)])
+    cfg = tmp_path / "with-adapter.yaml"
+    cfg.write_text(
+        (REPO / "ray_jobs/configs/smoke_score.yaml").read_text() + f"adapter: {adapter_dir}\n"
+    )
+    out = tmp_path / "base"
+    args = ["--config", str(cfg), "--set", f"model.name_or_path={tiny_model_dir}",
+            "--input", str(notes), "--output", str(out), "--generate", "never"]  # fmt: skip
+    proc = _score_job([*args, "--base-only"], tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "no adapter (zero-shot)" in proc.stdout
+    prov = json.loads((out / scoring.MANIFEST).read_text())["provenance"]
+    assert prov["adapter"] is None and prov["scored_with"] == "base model only (zero-shot)"
+    t = scoring.read_output(str(out))
+    assert t.num_rows == 4 and set(t.column("status").to_pylist()) == {"ok"}
+    base_cfg = load_config(
+        ScoreConfig,
+        REPO / "ray_jobs/configs/smoke_score.yaml",
+        [f"model.name_or_path={tiny_model_dir}", "adapter=null", "scoring.generate=never"],
+    )
+    ref = scoring.Scorer(to_dict(base_cfg), str(tiny_model_dir)).score_notes(make_notes(4, seed=3))
+    got = sorted(t.to_pylist(), key=lambda r: int(r["note_id"].split(":")[1]))
+    for r, want in zip(got, ref):  # the base's own p_error, not the adapter's
+        assert r["p_error"] == pytest.approx(want["p_error"], abs=1e-4)
+    bad = _score_job([*args, "--base-only", "--adapter", str(adapter_dir)], tmp_path, 120)
+    assert bad.returncode == 2 and "--base-only scores without an adapter" in bad.stderr
+
+
 @pytest.mark.parametrize(
     ("base", "sets", "needle"),
     [

@@ -46,6 +46,7 @@ SHELL_SCRIPTS = [
     CLUSTER / "ray-cluster.sbatch",
     CLUSTER / "submit",
     CLUSTER / "site.env",
+    CLUSTER / "pack-offline",
     *sorted((REPO / "tests" / "slurm").glob("*.sh")),
 ]
 

@@ -132,6 +132,7 @@ def provenance(cfg: ScoreConfig) -> dict[str, Any]:
         "base_model": cfg.model.name_or_path,
         "adapter": str(Path(cfg.adapter).resolve()) if cfg.adapter else None,
         "adapter_sha256": adapter_sha,
+        "scored_with": "base model and adapter" if cfg.adapter else "base model only (zero-shot)",
         "prompt_version": PROMPT_VERSION,
         "package_version": package_version(),
         "config": to_dict(cfg),
