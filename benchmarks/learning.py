@@ -113,14 +113,20 @@ def _score(model: str, adapter: str | None, test: list[dict], args: argparse.Nam
         kinds.setdefault(r.get("kind") or r["category"], []).append(row["verdict"] == "error")
     return {
         "auroc": m["auroc"],
+        "auroc_ci95": m.get("auroc_ci95"),
         "balanced_accuracy": m["balanced_accuracy"],
+        "balanced_accuracy_ci95": m.get("balanced_accuracy_ci95"),
         "accuracy": m["accuracy"],
         "category_named": m["category_accuracy"],
+        "category_named_ci95": m.get("category_accuracy_ci95"),
         "recall": {c: v["recall"] for c, v in per.items()},
         "named_rate": {c: v["named_rate"] for c, v in per.items()},
         "flagged_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(kinds.items())},
         "flagged_share": float(sum(r["verdict"] == "error" for r in rows) / len(rows)),
         "score_seconds": round(seconds, 1),
+        # per test note, in order: intervals and comparisons can be recomputed from these
+        "p_error": [r["p_error"] for r in rows],
+        "verdicts": "".join("e" if r["verdict"] == "error" else "g" for r in rows),
     }
 
 
@@ -238,6 +244,13 @@ def _print(key: str, p: dict) -> None:
     )
 
 
+def _band(ax: Any, x: list, pts: list[dict], key: str, color: str) -> None:
+    """The 95% interval of a figure along the curve, shaded (points without one are gaps)."""
+    lo = [p[key][0] if p.get(key) else float("nan") for p in pts]
+    hi = [p[key][1] if p.get(key) else float("nan") for p in pts]
+    ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -251,13 +264,16 @@ def plot(report: dict, path: Path) -> None:
     for key, c in curves.items():
         pts = c["points"]
         x = [p["examples"] for p in pts]
-        axes[0].plot(x, [p["auroc"] for p in pts], marker="o", label=f"{key} AUROC")
-        axes[0].plot(x, [p["balanced_accuracy"] for p in pts], marker="s", ls="--",
-                     label=f"{key} balanced acc.")  # fmt: skip
+        (line,) = axes[0].plot(x, [p["auroc"] for p in pts], marker="o", label=f"{key} AUROC")
+        _band(axes[0], x, pts, "auroc_ci95", line.get_color())
+        (line,) = axes[0].plot(x, [p["balanced_accuracy"] for p in pts], marker="s", ls="--",
+                               label=f"{key} balanced acc.")  # fmt: skip
+        _band(axes[0], x, pts, "balanced_accuracy_ci95", line.get_color())
         named = [p["category_named"] for p in pts]  # none detected: no point
         axes[1].plot(x, [float("nan") if v is None else v for v in named], marker="o", label=key)
     axes[0].axhline(0.5, color="grey", lw=0.8)
-    axes[0].set(title="detection (test split)", xlabel="training examples", ylim=(0, 1))
+    axes[0].set(title="detection (test split; bands: 95% intervals)",
+                xlabel="training examples", ylim=(0, 1))  # fmt: skip
     axes[1].set(title="category named (detected errors)", xlabel="training examples", ylim=(0, 1))
     for ax, (key, c) in zip(axes[2:], curves.items()):
         pts = c["points"]

@@ -151,6 +151,11 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
         assert [p["step"] for p in points] == [0, 2, 4]  # 4 notes a step
         for p in points:
             assert 0 <= p["accuracy"] <= 1 and set(p["recall"]) <= set(CATEGORIES)
+            assert len(p["p_error"]) == len(p["verdicts"]) == 8  # per test note, kept
+            for key in ("auroc_ci95", "balanced_accuracy_ci95", "category_named_ci95"):
+                ci = p[key]  # null where the figure is undefined in most resamples
+                assert ci is None or 0 <= ci[0] <= ci[1] <= 1, (key, ci)
+            assert p["balanced_accuracy_ci95"] is not None
         assert out.with_suffix(".png").stat().st_size > 10_000
         capsys.readouterr()
         assert learning.main(args) == 0  # resumed: nothing left to do
