@@ -175,16 +175,13 @@ def run_project(s: dict[str, Any], extra: list[str] | None = None) -> dict[str, 
     }
 
 
-def run_plain(s: dict[str, Any]) -> dict[str, Any]:
-    """Unoptimised baseline: NF4 base + unmerged LoRA, `generate` 64 tokens for every note."""
-    import torch
+def _load_unmerged(s: dict[str, Any]) -> tuple[Any, Any, str, float]:
+    """The baselines' model: the base (`plain_quant`) + the adapter unmerged, on the GPU when
+    there is one. Returns (tokenizer, model, device, load seconds)."""
     from peft import PeftModel
-    from transformers import GenerationConfig
 
     from discriminator.config import ModelConfig
     from discriminator.modeling import load_base_model, load_tokenizer
-    from discriminator.prompt import ANSWER_PREFIX, answer_ids, parse_reason
-    from discriminator.scoring import p_error_from_logits
 
     common.set_env()
     on_gpu = common.on_cuda()
@@ -199,7 +196,18 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
     model = load_base_model(mcfg, device_map={"": dev})
     model = PeftModel.from_pretrained(model, s["adapter_dir"], is_trainable=False).eval()
     common.sync()
-    load_s = time.perf_counter() - t0
+    return tok, model, dev, time.perf_counter() - t0
+
+
+def run_plain(s: dict[str, Any]) -> dict[str, Any]:
+    """Unoptimised baseline: NF4 base + unmerged LoRA, `generate` 64 tokens for every note."""
+    import torch
+    from transformers import GenerationConfig
+
+    from discriminator.prompt import ANSWER_PREFIX, answer_ids, parse_reason
+    from discriminator.scoring import p_error_from_logits
+
+    tok, model, dev, load_s = _load_unmerged(s)
     _, good_id = answer_ids(tok)
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|eot_id|>")}
     eos = sorted(i for i in eos if isinstance(i, int) and i != tok.unk_token_id)
@@ -267,27 +275,11 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
     per batch of `plain_batch` notes in input order, right padding, p_error from the logits at
     each note's last token; no generation, no length bucketing."""
     import torch
-    from peft import PeftModel
 
-    from discriminator.config import ModelConfig
-    from discriminator.modeling import load_base_model, load_tokenizer
     from discriminator.prompt import answer_ids
     from discriminator.scoring import p_error_from_logits
 
-    common.set_env()
-    on_gpu = common.on_cuda()
-    dev = "cuda:0" if on_gpu else "cpu"
-    mcfg = ModelConfig(
-        name_or_path=s["model_dir"],
-        quantization=s["plain_quant"],
-        dtype="bfloat16" if on_gpu else "float32",
-    )
-    t0 = time.perf_counter()
-    tok = load_tokenizer(s["adapter_dir"])
-    model = load_base_model(mcfg, device_map={"": dev})
-    model = PeftModel.from_pretrained(model, s["adapter_dir"], is_trainable=False).eval()
-    common.sync()
-    load_s = time.perf_counter() - t0
+    tok, model, dev, load_s = _load_unmerged(s)
     _, good_id = answer_ids(tok)
     seqs = _seqs(s["prepared_path"], s["plain_notes"])
 
@@ -329,6 +321,11 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _verdicts(p_error: Any, threshold: float) -> str:
+    """`e` (error) or `g` (good) per note: the scorer's rule, p_error >= threshold."""
+    return "".join("e" if x >= threshold else "g" for x in p_error)
+
+
 def agreement(project: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """The baseline's verdicts at the project's threshold, and how often they agree."""
     import numpy as np
@@ -337,7 +334,7 @@ def agreement(project: dict[str, Any], baseline: dict[str, Any]) -> dict[str, An
     p = np.array(baseline.get("p_error") or [], dtype=np.float64)
     if thr is None or not len(p) or not project.get("verdicts"):
         return {}
-    verdicts = "".join("e" if x >= thr else "g" for x in p)
+    verdicts = _verdicts(p, thr)
     n = min(len(verdicts), len(project["verdicts"]))
     same = sum(a == b for a, b in zip(verdicts[:n], project["verdicts"][:n]))
     q = np.array(project["p_error"][:n], dtype=np.float64)
@@ -367,17 +364,14 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         p = np.array(plain["p_error"], dtype=np.float64)
         if thr is None:
             thr = float(np.quantile(p, 0.8))
-        plain_v = "".join("e" if x >= thr else "g" for x in p)
+        plain_v = _verdicts(p, thr)
         plain["verdicts"] = plain_v
         plain["flagged"] = plain_v.count("e")
         plain["threshold"] = thr
         if proj.get("verdicts"):
-            n = min(len(plain_v), len(proj["verdicts"]))
-            same = sum(a == b for a, b in zip(plain_v[:n], proj["verdicts"][:n]))
-            q = np.array(proj["p_error"][:n], dtype=np.float64)
-            out["verdict_agreement"] = round(same / n, 4)
-            out["agreement_notes"] = n
-            out["p_error_max_abs_diff"] = float(np.max(np.abs(q - p[:n])))
+            same = agreement({**proj, "threshold": thr}, plain)
+            for key in ("verdict_agreement", "agreement_notes", "p_error_max_abs_diff"):
+                out[key] = same[key]
             out["same_weights"] = plain["settings"]["quantization"] == _quant(proj)
     if proj and "error" not in proj:
         checks = {

@@ -722,15 +722,27 @@ def compute_from_labels(
     return metrics, data
 
 
+def interval_text(d: dict[str, Any], key: str) -> str:
+    """`[low, high]` of the 95% interval of `d[key]` (`d[key + "_ci95"]`), or empty."""
+    ci = d.get(f"{key}_ci95")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def figure_text(d: dict[str, Any], key: str) -> str:
+    """`d[key]` to 3 decimals (n/a when undefined) and its 95% interval when there is one."""
+    x = d.get(key)
+    text = "n/a" if x is None else f"{x:.3f}"
+    ci = interval_text(d, key)
+    return f"{text} {ci}" if ci else text
+
+
 def format_summary(m: dict[str, Any]) -> str:
     """A few lines for stdout: counts and headline metrics (numbers only, never note text)."""
 
     def f(x: Any) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
-    def fi(d: dict[str, Any], key: str) -> str:  # a figure and its 95% interval, when there is one
-        ci = d.get(f"{key}_ci95")
-        return f(d.get(key)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    fi = figure_text
 
     c = m["counts"]
     lines = [

@@ -200,12 +200,17 @@ class Fitted:
 CHARS_PER_TOKEN_BOUND = 16
 
 
+def precut_chars(max_note_tokens: int) -> int:
+    """The characters a note keeps when `precut`; a longer note is far over its budget."""
+    return max(max_note_tokens, 1) * CHARS_PER_TOKEN_BOUND
+
+
 def precut(note: str, max_note_tokens: int, head_fraction: float = 0.5) -> str:
     """A note far over its token budget, cut in the middle by characters (marker included) to
     `CHARS_PER_TOKEN_BOUND` characters per budget token; others unchanged. The head and tail
     that `fit_note` keeps lie well inside the two parts, so its result is the same, at the cost
     of tokenizing this much instead of the whole note (a 10 MB note: ~100 KB)."""
-    limit = max(max_note_tokens, 1) * CHARS_PER_TOKEN_BOUND
+    limit = precut_chars(max_note_tokens)
     if len(note) <= limit:
         return note
     head = max(int(limit * head_fraction), 1)

@@ -628,12 +628,6 @@ def _examples_html(ex: Extras) -> list[str]:
     return parts
 
 
-def ci_text(d: dict[str, Any], key: str) -> str:
-    """`[low, high]` of a figure's 95% interval, or empty."""
-    ci = d.get(f"{key}_ci95")
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-
-
 def _operating_point_html(op: dict[str, Any] | None) -> list[str]:
     if not op:
         return []
@@ -641,7 +635,7 @@ def _operating_point_html(op: dict[str, Any] | None) -> list[str]:
     if op.get("threshold") is None:
         return [f"<h2>Operating point</h2><p>No threshold reaches {what} {value:g}.</p>"]
     rows = [
-        [k.replace("_", " "), op[k], ci_text(op, k)]
+        [k.replace("_", " "), op[k], M.interval_text(op, k)]
         for k in ("precision", "recall", "specificity", "balanced_accuracy", "f1")
     ]
     return [
@@ -657,9 +651,9 @@ def _baseline_html(base: dict[str, Any] | None) -> list[str]:
         return []
     rows = [
         ["AUROC", base["auroc"], base["baseline_auroc"], base["auroc_diff"],
-         ci_text(base, "auroc_diff")],
+         M.interval_text(base, "auroc_diff")],
         ["balanced accuracy", base["balanced_accuracy"], base["baseline_balanced_accuracy"],
-         base["balanced_accuracy_diff"], ci_text(base, "balanced_accuracy_diff")],
+         base["balanced_accuracy_diff"], M.interval_text(base, "balanced_accuracy_diff")],
     ]  # fmt: skip
     prov = base.get("provenance") or {}
     names = [
@@ -680,16 +674,16 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | Non
     b = m["best_f1"] or {}
     headline = [
         ["accuracy", m["accuracy"], ""],
-        ["balanced accuracy", m["balanced_accuracy"], ci_text(m, "balanced_accuracy")],
-        ["precision (error)", m["precision"], ci_text(m, "precision")],
-        ["recall (error)", m["recall"], ci_text(m, "recall")],
-        ["specificity", m["specificity"], ci_text(m, "specificity")],
-        ["F1 (error)", m["f1"], ci_text(m, "f1")],
-        ["AUROC", m["auroc"], ci_text(m, "auroc")],
-        ["AUPRC", m["auprc"], ci_text(m, "auprc")],
+        ["balanced accuracy", m["balanced_accuracy"], M.interval_text(m, "balanced_accuracy")],
+        ["precision (error)", m["precision"], M.interval_text(m, "precision")],
+        ["recall (error)", m["recall"], M.interval_text(m, "recall")],
+        ["specificity", m["specificity"], M.interval_text(m, "specificity")],
+        ["F1 (error)", m["f1"], M.interval_text(m, "f1")],
+        ["AUROC", m["auroc"], M.interval_text(m, "auroc")],
+        ["AUPRC", m["auprc"], M.interval_text(m, "auprc")],
         ["best F1 / at p_error >=", f"{fmt(b.get('f1'))} / {fmt(b.get('threshold'))}", ""],
         ["category accuracy (detected errors)", m["category_accuracy"],
-         ci_text(m, "category_accuracy")],
+         M.interval_text(m, "category_accuracy")],
         ["ECE (10 bins)", m["calibration"]["ece"], ""],
     ]  # fmt: skip
     conf = m["confusion"]

@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [*cmd, "--verbose"]
         _stage(i, total, title, cmd)
 
+    from discriminator.metrics import figure_text
+
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     print(f"\nDemo finished in {time.time() - t0:,.0f}s")
     print(f"  adapter:  {out / 'adapter'}")
@@ -140,19 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     def fmt(x: object) -> str:
         return f"{x:.3f}" if isinstance(x, float) else str(x)
 
-    def with_ci(d: dict, key: str) -> str:
-        ci = d.get(f"{key}_ci95")
-        return fmt(d.get(key)) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
     print(
-        f"  balanced accuracy {with_ci(metrics, 'balanced_accuracy')}  F1 {fmt(metrics.get('f1'))}"
-        f"  AUROC {with_ci(metrics, 'auroc')}  category accuracy "
+        f"  balanced accuracy {figure_text(metrics, 'balanced_accuracy')}  F1 {fmt(metrics.get('f1'))}"
+        f"  AUROC {figure_text(metrics, 'auroc')}  category accuracy "
         f"{fmt(metrics.get('category_accuracy'))}  (95% intervals)"
     )
     if base := metrics.get("baseline"):
         print(
             f"  the base model alone: AUROC {fmt(base['baseline_auroc'])}; the adapter's gain "
-            f"{with_ci(base, 'auroc_diff')} AUROC, {with_ci(base, 'balanced_accuracy_diff')} "
+            f"{figure_text(base, 'auroc_diff')} AUROC, {figure_text(base, 'balanced_accuracy_diff')} "
             "balanced accuracy"
         )
     return 0

@@ -15,7 +15,7 @@ from discriminator.data import check_row
 from discriminator.prompt import (
     answer_ids,
     fit_note,
-    precut,
+    precut_chars,
     prompt_overhead,
     render_prompt,
 )
@@ -206,7 +206,8 @@ def fit_prompts(
     prefix, overhead = _template(tokenizer)
     out: list[Any] = [None] * len(notes)
     # A note far over the budget is never rendered or tokenized whole: `fit_prompt` cuts it.
-    far = [len(precut(n, max_prompt_tokens - overhead)) < len(n) for n in notes]
+    limit = precut_chars(max_prompt_tokens - overhead)
+    far = [len(n) > limit for n in notes]
     whole = [i for i, f in enumerate(far) if not f]
     encoded: list[Any] = [None] * len(notes)
     try:
