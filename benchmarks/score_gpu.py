@@ -139,7 +139,7 @@ def run_project(s: dict[str, Any], extra: list[str] | None = None) -> dict[str, 
         [len(x) for x in seqs[:k]], sc.batch_tokens, sc.max_batch_size
     ):
         logits = scorer.prefill([seqs[i] for i in batch])
-        p += [(i, v) for i, v in zip(batch, scoring.p_error_from_logits(logits, scorer.good_id))]
+        p += [(i, v) for i, v in zip(batch, scorer.decide(logits)[0])]
     warm_s = time.perf_counter() - t0
     if threshold is None:
         values = np.array([v for _, v in p], dtype=np.float64)
@@ -199,16 +199,24 @@ def _load_unmerged(s: dict[str, Any]) -> tuple[Any, Any, str, float]:
     return tok, model, dev, time.perf_counter() - t0
 
 
+def _decision_ids(tok: Any) -> tuple[int, list[int]]:
+    """The `good` token and the error categories' first tokens, as the scorer reads them."""
+    from discriminator.prompt import CATEGORIES, first_token_ids
+
+    ids = first_token_ids(tok)
+    return ids["good"], [ids[c] for c in CATEGORIES]
+
+
 def run_plain(s: dict[str, Any]) -> dict[str, Any]:
     """Unoptimised baseline: NF4 base + unmerged LoRA, `generate` 64 tokens for every note."""
     import torch
     from transformers import GenerationConfig
 
-    from discriminator.prompt import ANSWER_PREFIX, answer_ids, parse_reason
+    from discriminator.prompt import ANSWER_PREFIX, parse_reason
     from discriminator.scoring import p_error_from_logits
 
     tok, model, dev, load_s = _load_unmerged(s)
-    _, good_id = answer_ids(tok)
+    good_id, error_ids = _decision_ids(tok)
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|eot_id|>")}
     eos = sorted(i for i in eos if isinstance(i, int) and i != tok.unk_token_id)
     gen = GenerationConfig(
@@ -242,7 +250,8 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
     start = common.now()
     for i in range(0, len(seqs), b):
         width, out = batch_generate(seqs[i : i + b])
-        p_error += p_error_from_logits(out.logits[0].float().cpu().numpy(), good_id).tolist()
+        logits = out.logits[0].float().cpu().numpy()
+        p_error += p_error_from_logits(logits, good_id, error_ids).tolist()
         gen_ids = out.sequences[:, width:]
         new_tokens += int((gen_ids != tok.pad_token_id).sum())
         for text in tok.batch_decode(gen_ids, skip_special_tokens=True):
@@ -276,11 +285,10 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
     each note's last token; no generation, no length bucketing."""
     import torch
 
-    from discriminator.prompt import answer_ids
     from discriminator.scoring import p_error_from_logits
 
     tok, model, dev, load_s = _load_unmerged(s)
-    _, good_id = answer_ids(tok)
+    good_id, error_ids = _decision_ids(tok)
     seqs = _seqs(s["prepared_path"], s["plain_notes"])
 
     def last_logits(batch: list[list[int]]) -> Any:
@@ -300,7 +308,8 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
     b = s["plain_batch"]
     start = common.now()
     for i in range(0, len(seqs), b):
-        p_error += p_error_from_logits(last_logits(seqs[i : i + b]), good_id).tolist()
+        logits = last_logits(seqs[i : i + b])
+        p_error += p_error_from_logits(logits, good_id, error_ids).tolist()
     wall = common.now() - start
     return {
         "kind": "baseline",

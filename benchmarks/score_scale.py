@@ -115,18 +115,11 @@ class StandInScorer(scoring.Scorer):
     (batching, bucketing, rows, statuses); every note gets the same logits (p_error 0.1)."""
 
     def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
-        from discriminator.config import ScoreConfig, from_dict
-        from discriminator.prompt import answer_ids
-
-        self.cfg = from_dict(ScoreConfig, cfg)
-        self.progress = progress
-        self.tok = scoring.prepare._tokenizer(tokenizer)
-        self.prefix, self.good_id = answer_ids(self.tok)
-        self.error_ids, self.category_of_id = [], {}
-        self.device = type("Device", (), {"type": "cpu"})()
+        self.setup(cfg, tokenizer, progress)  # everything the real scorer has but its model
         vocab = len(self.tok)
-        self._row = np.full(vocab, -10.0, dtype=np.float32)
-        self._row[self.good_id] = np.log(0.9) + 10.0  # P(good) ~ 0.9 after the softmax
+        self._row = np.full(vocab, -30.0, dtype=np.float32)  # ~no mass off the decision
+        self._row[self.good_id] = np.log(0.9)  # P(good) 0.9, the categories 0.1 between them
+        self._row[self.error_ids] = np.log(0.1 / len(self.error_ids))
         mark_ready(self.cfg.io.output)
 
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 PROMPT_VERSION = "v1"
+# How a score is read from the answer's first token. v1: p_error = 1 - P("good"). v2: p_error is
+# taken over the decision tokens, P(errors) / (P("good") + P(errors)), with the mass on other
+# tokens kept as `off_decision`. Recorded with every score output; a resume never mixes versions.
+SCORING_VERSION = "v2"
 
 # category id -> the label that starts a reason ("Timeline error: ...").
 CATEGORY_LABELS: dict[str, str] = {

@@ -845,6 +845,17 @@ def evaluate(
     )  # fmt: skip
     if baseline is not None:
         base = M.join(labels.records, M.read_scores(baseline), threshold, id_column)
+        manifests = [M.read_manifest(d) for d in (scores_dir, baseline)]
+        versions = {  # none recorded: an output from before scoring versions (v1)
+            str((man.get("provenance") or {}).get("scoring_version") or "v1")
+            for man in manifests
+            if man
+        }
+        if len(versions) > 1:
+            m["notes"].append(
+                "the scores and the baseline read p_error with different scoring versions "
+                f"({', '.join(sorted(versions))}): re-score both with this package to compare"
+            )
         m["baseline"] = {
             "scores": str(baseline),
             "provenance": M.provenance(M.read_manifest(baseline)) or None,

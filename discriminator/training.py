@@ -194,9 +194,9 @@ def first_token_scores(
     model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], batch_size: int = 8
 ) -> tuple[list[float], list[str]]:
     """(p_error, predicted category) per prompt from one forward pass, exactly as scoring reads
-    the answer: prompt + forced answer prefix, p_error = 1 - p(first token of "good"), and the
-    category whose label's first token is likeliest."""
-    from discriminator.scoring import last_logits, p_error_from_logits
+    the answer: prompt + forced answer prefix, p_error over the decision tokens
+    (`scoring.decision_probs`), and the category whose label's first token is likeliest."""
+    from discriminator.scoring import decision_probs, last_logits
 
     prefix, good_id = prompt.answer_ids(tokenizer)
     cats = prompt.first_token_ids(tokenizer)
@@ -212,7 +212,7 @@ def first_token_scores(
     step = max(batch_size, 1)
     for start in range(0, len(seqs), step):
         logits = last_logits(model, seqs[start : start + step], tokenizer.pad_token_id, device)
-        p_error += p_error_from_logits(logits.numpy(), good_id).tolist()
+        p_error += decision_probs(logits.numpy(), good_id, cat_ids)[0].tolist()
         # softmax is monotonic: the likeliest category token is the one with the largest logit
         predicted += [cat_names[j] for j in logits[:, cat_ids].argmax(-1).tolist()]
     return p_error, predicted

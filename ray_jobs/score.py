@@ -149,6 +149,14 @@ def _run(cfg: ScoreConfig) -> int:
     )
     if dups := manifest["duplicate_note_ids"]["count"]:
         print(f"[score] warning: {dups} note_id value(s) occur more than once", flush=True)
+    off = manifest["off_decision"]
+    if off["over_half"]:
+        print(
+            f"[score] warning: {off['over_half']:,} of {off['rows']:,} scored note(s) put over half "
+            f"of the answer's first-token probability on neither 'good' nor an error category "
+            f"(mean {off['mean']:.3f}): the model may not have learned the answer format",
+            flush=True,
+        )
     return 0
 
 

@@ -28,7 +28,7 @@ from procs import kill_leftovers
 from benchmarks.archive import jl, make_notes
 from discriminator import scoring
 from discriminator.config import ScoreConfig, load_config, to_dict
-from discriminator.prompt import ANSWER_PREFIX, PROMPT_VERSION, parse_reason
+from discriminator.prompt import ANSWER_PREFIX, PROMPT_VERSION, SCORING_VERSION, parse_reason
 
 REPO = Path(__file__).resolve().parents[1]
 REL_TOL = 1e-4
@@ -86,20 +86,50 @@ def mixed_input(tmp_path_factory) -> tuple[Path, dict]:
 # Pure functions
 
 
-def test_p_error_from_logits():
+def test_p_error_is_taken_over_the_decision_tokens():
+    """p_error = P(errors) / (P(good) + P(errors)); the rest of the mass is off_decision."""
     import torch
 
-    v, good = 50, 7
-    assert scoring.p_error_from_logits(np.zeros((1, v)), good)[0] == pytest.approx(1 - 1 / v)
+    v, good, errs = 50, 7, [3, 11, 20, 30, 41]
+    p, off = scoring.decision_probs(np.zeros((1, v)), good, errs)
+    assert p[0] == pytest.approx(5 / 6) and off[0] == pytest.approx(1 - 6 / v)
     sure_good = np.zeros((1, v))
     sure_good[0, good] = 1e4  # also checks the max-shift: no overflow
     sure_bad = np.zeros((1, v))
     sure_bad[0, 3] = 1e4
-    assert scoring.p_error_from_logits(sure_good, good)[0] == pytest.approx(0.0, abs=1e-12)
-    assert scoring.p_error_from_logits(sure_bad, good)[0] == pytest.approx(1.0)
+    assert scoring.p_error_from_logits(sure_good, good, errs)[0] == pytest.approx(0.0, abs=1e-12)
+    assert scoring.p_error_from_logits(sure_bad, good, errs)[0] == pytest.approx(1.0)
+    # nearly all mass on another token: off_decision ~1, and p_error still reads the little
+    # that is left on the decision tokens (in log space: nothing underflows to 0/0)
+    elsewhere = np.zeros((1, v))
+    elsewhere[0, 0] = 1e4
+    elsewhere[0, good] = 2.0
+    p, off = scoring.decision_probs(elsewhere, good, errs)
+    assert off[0] == pytest.approx(1.0) and p[0] == pytest.approx(5 / (5 + np.exp(2.0)))
+    # an undertrained model: most mass off the decision, errors hold more of what remains;
+    # 1 - P(good) would call it error-heavy for the wrong reason
+    probs = np.full((1, v), 1e-9)
+    probs[0, 0], probs[0, good], probs[0, errs] = 0.9, 0.08, 0.004
+    p, off = scoring.decision_probs(np.log(probs), good, errs)
+    assert p[0] == pytest.approx(0.02 / 0.10, rel=1e-5) and off[0] == pytest.approx(0.9, rel=1e-5)
     logits = torch.randn(4, v, generator=torch.Generator().manual_seed(0)) * 5
-    want = 1 - torch.softmax(logits.double(), -1)[:, good].numpy()
-    np.testing.assert_allclose(scoring.p_error_from_logits(logits.numpy(), good), want, rtol=1e-9)
+    sm = torch.softmax(logits.double(), -1).numpy()
+    want = sm[:, errs].sum(-1) / (sm[:, errs].sum(-1) + sm[:, good])
+    got, off = scoring.decision_probs(logits.numpy(), good, errs)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    np.testing.assert_allclose(off, 1 - sm[:, errs].sum(-1) - sm[:, good], rtol=1e-9, atol=1e-12)
+    # labels that share a first token: every token but good is an error, nothing is off
+    got, off = scoring.decision_probs(logits.numpy(), good, None)
+    np.testing.assert_allclose(got, 1 - sm[:, good], rtol=1e-9)
+    assert (off == 0).all()
+
+
+def test_off_decision_summary():
+    s = scoring.off_decision_summary([0.1, None, 0.7, 0.4])
+    assert s == {"rows": 3, "mean": pytest.approx(0.4), "max": 0.7, "over_half": 1}
+    assert scoring.off_decision_summary([None]) == {
+        "rows": 0, "mean": None, "max": None, "over_half": 0,
+    }  # fmt: skip
 
 
 def test_bucket_batches_respects_budget_and_covers_every_row():
@@ -149,7 +179,7 @@ def test_forced_first_token_is_the_likeliest_error_category():
     probs[0, [good, 3, 5, 7]] = [0.40, 0.15, 0.35, 0.10]
     probs[1, [good, 3, 5, 7]] = [0.05, 0.20, 0.05, 0.70]
     logits = np.log(probs)
-    assert list(scoring.p_error_from_logits(logits, good) >= 0.5) == [True, True]
+    assert list(scoring.p_error_from_logits(logits, good, cats) >= 0.5) == [True, True]
     assert scoring.forced_first_tokens(logits, cats).tolist() == [5, 7]  # never `good`
     # the decided category names the row when the generated reason does not parse to one
     row = scoring.finish_row(0.6, "Tim garbage", "threshold", 0.5, decided="timeline")
@@ -310,7 +340,7 @@ def test_fit_prompts_reuses_the_prompt_head_and_gives_the_ids_of_whole_tokenizat
     for budget in (3072, 300):
         got = scoring.fit_prompts(tok, notes, budget)
         assert got == [scoring.fit_prompt(tok, n, budget) for n in notes]
-    head = prepare._head(tok)
+    head = prepare.prompt_head(tok)
     assert len(head.ids) > 100, "the system prompt should be in the reused head"
     assert head.text.endswith("<|end_header_id|>")
     assert head.checked == prepare._Head.CHECK_NOTES  # checked on the first notes, then trusted
@@ -386,6 +416,7 @@ def test_pipeline_statuses_ids_provenance(
     for r in rows.values():
         if r["status"] == "ok":
             assert r["verdict"] in ("good", "error") and 0 <= r["p_error"] <= 1
+            assert 0 <= r["off_decision"] <= 1
             assert r["n_tokens"] <= cfg.scoring.max_prompt_tokens and r["error"] is None
         else:
             assert r["verdict"] is None and r["error"]
@@ -395,6 +426,8 @@ def test_pipeline_statuses_ids_provenance(
     assert "UTF-8" in rows["notes.jsonl:13"]["error"]
     assert manifest["counts"] == {"invalid_input": 8, "ok": 7}
     assert manifest["duplicate_note_ids"]["count"] == 0
+    assert manifest["off_decision"]["rows"] == 7  # the ok rows
+    assert 0 <= manifest["off_decision"]["mean"] <= manifest["off_decision"]["max"] <= 1
 
     # provenance: parquet file metadata and the manifest
     out = tmp_path / "out1"
@@ -425,6 +458,14 @@ def test_pipeline_statuses_ids_provenance(
     cfg.scoring.threshold = 0.9
     with pytest.raises(scoring.ScoreError, match="different job"):
         scoring.run_scoring(cfg)
+    # an output read with the earlier p_error definition (1 - P(good)) is never continued
+    cfg.scoring.threshold = 0.5
+    old = json.loads((out / scoring.MANIFEST).read_text())
+    assert old["identity"]["scoring_version"] == SCORING_VERSION == "v2"
+    del old["identity"]["scoring_version"], old["provenance"]["scoring_version"]
+    (out / scoring.MANIFEST).write_text(json.dumps(old))
+    with pytest.raises(scoring.ScoreError, match=r"scoring version v1.*new --output"):
+        scoring.run_scoring(cfg)
 
 
 def reference(tiny_model_dir, adapter_dir, notes, max_prompt_tokens, max_new_tokens):
@@ -433,12 +474,26 @@ def reference(tiny_model_dir, adapter_dir, notes, max_prompt_tokens, max_new_tok
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from discriminator.prompt import answer_ids, fit_note, prompt_overhead, render_prompt
+    from discriminator.prompt import (
+        CATEGORIES,
+        answer_ids,
+        first_token_ids,
+        fit_note,
+        prompt_overhead,
+        render_prompt,
+    )
 
     tok = AutoTokenizer.from_pretrained(adapter_dir)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     prefix, good = answer_ids(tok)
+    errs = [first_token_ids(tok)[c] for c in CATEGORIES]
+
+    def read(logits):  # p_error over the decision tokens, off_decision: by hand, in float64
+        probs = torch.softmax(logits[0, -1].double(), -1)
+        p_good, p_errs = probs[good].item(), probs[errs].sum().item()
+        return p_errs / (p_good + p_errs), 1 - p_good - p_errs
+
     eos = [tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")]
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
                            pad_token_id=tok.pad_token_id)  # fmt: skip
@@ -448,12 +503,12 @@ def reference(tiny_model_dir, adapter_dir, notes, max_prompt_tokens, max_new_tok
         ids = tok(render_prompt(tok, fitted.note), add_special_tokens=False)["input_ids"] + prefix
         x = torch.tensor([ids])
         with torch.no_grad():
-            p_good = torch.softmax(model(x).logits[0, -1].double(), -1)[good].item()
+            p_error, off = read(model(x).logits)
             with model.disable_adapter():
-                p_good_base = torch.softmax(model(x).logits[0, -1].double(), -1)[good].item()
+                p_error_base, _ = read(model(x).logits)
             text = tok.decode(model.generate(x, generation_config=gen)[0, len(ids) :],
                               skip_special_tokens=True)  # fmt: skip
-        out.append({"p_good": p_good, "p_good_base": p_good_base, "text": text})
+        out.append({"p_error": p_error, "off": off, "p_error_base": p_error_base, "text": text})
     return out
 
 
@@ -630,9 +685,10 @@ def test_pipeline_matches_plain_transformers_reference(
     for i, want in enumerate(ref):
         row = got[f"r{i}"]
         assert row["status"] == "ok"
-        assert 1 - row["p_error"] == pytest.approx(want["p_good"], rel=REL_TOL)
+        assert row["p_error"] == pytest.approx(want["p_error"], rel=REL_TOL)
+        assert row["off_decision"] == pytest.approx(want["off"], rel=REL_TOL, abs=1e-9)
         # the adapter is really applied: the base alone gives a different answer
-        assert abs(want["p_good_base"] - want["p_good"]) > 100 * REL_TOL * want["p_good"]
+        assert abs(want["p_error_base"] - want["p_error"]) > 100 * REL_TOL * want["p_error"]
         parsed = parse_reason(ANSWER_PREFIX + want["text"])
         if parsed.verdict != "unparsed":
             assert (row["verdict"], row["reason"]) == (parsed.verdict, parsed.reason)

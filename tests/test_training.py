@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -420,11 +421,13 @@ def test_first_token_metrics_from_scores():
 
 def test_first_token_scores_match_an_unpadded_forward(tiny_model_dir, lora_adapter_dir):
     """The training-time metric reads p_error exactly as scoring does: left padding in a batch
-    changes nothing, and it equals 1 - p(good) after the forced answer prefix."""
+    changes nothing, it is taken over the decision tokens after the forced answer prefix, and
+    the scorer gives the same p_error for the same notes and model."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from discriminator import prompt
+    from discriminator import prompt, scoring
+    from discriminator.config import ScoreConfig, from_dict, to_dict
     from discriminator.synth import generate_records
 
     tok = load_tokenizer(str(tiny_model_dir))
@@ -436,11 +439,19 @@ def test_first_token_scores_match_an_unpadded_forward(tiny_model_dir, lora_adapt
     )
     prefix, good_id = prompt.answer_ids(tok)
     cats = prompt.first_token_ids(tok)
+    errs = [cats[c] for c in prompt.CATEGORIES]
     for note, p, cat in zip(notes, p_error, predicted):
         ids = tok(prompt.render_prompt(tok, note), add_special_tokens=False)["input_ids"] + prefix
         with torch.no_grad():
-            probs = model(input_ids=torch.tensor([ids])).logits[0, -1].softmax(-1)
-        assert p == pytest.approx(1 - probs[good_id].item(), abs=1e-5)
+            probs = model(input_ids=torch.tensor([ids])).logits[0, -1].double().softmax(-1)
+        p_err = probs[errs].sum().item()
+        assert p == pytest.approx(p_err / (p_err + probs[good_id].item()), abs=1e-5)
         best = max((c for c in cats if c != prompt.GOOD), key=lambda c: probs[cats[c]].item())
         assert cat == best
     assert len(set(round(p, 6) for p in p_error)) > 1  # the notes are told apart
+    # the scoring job's reading of the same notes with the same model (merged, as it scores)
+    cfg = from_dict(ScoreConfig, {"model": {"name_or_path": str(tiny_model_dir),
+                                            "quantization": "none", "dtype": "float32"},
+                                  "adapter": str(lora_adapter_dir)})  # fmt: skip
+    rows = scoring.Scorer(to_dict(cfg), str(tiny_model_dir)).score_notes(notes)
+    np.testing.assert_allclose([r["p_error"] for r in rows], p_error, rtol=1e-4, atol=1e-6)

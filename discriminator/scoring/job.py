@@ -13,6 +13,7 @@ from typing import Any
 from discriminator.config import ScoreConfig, to_dict
 from discriminator.prompt import (
     PROMPT_VERSION,
+    SCORING_VERSION,
     prompt_overhead,
 )
 from discriminator.scoring.plan import (
@@ -23,7 +24,7 @@ from discriminator.scoring.plan import (
     reconcile,
     stage,
 )
-from discriminator.scoring.prepare import _tokenizer, prepare_batch, tokenizer_path
+from discriminator.scoring.prepare import prepare_batch, tokenizer_for, tokenizer_path
 from discriminator.scoring.schema import MANIFEST, OUTPUT_SCHEMA, ScoreError
 from discriminator.scoring.scorer import Scorer, check_adapter
 from discriminator.scoring.write import (
@@ -134,6 +135,7 @@ def provenance(cfg: ScoreConfig) -> dict[str, Any]:
         "adapter_sha256": adapter_sha,
         "scored_with": "base model and adapter" if cfg.adapter else "base model only (zero-shot)",
         "prompt_version": PROMPT_VERSION,
+        "scoring_version": SCORING_VERSION,
         "package_version": package_version(),
         "config": to_dict(cfg),
     }
@@ -147,6 +149,7 @@ def _identity(prov: dict[str, Any]) -> dict[str, Any]:
         "base_model": prov["base_model"],
         "adapter_sha256": prov["adapter_sha256"],
         "prompt_version": prov["prompt_version"],
+        "scoring_version": prov.get("scoring_version"),
         "model": c["model"],
         "io": {k: c["io"].get(k, []) for k in keep},
         "scoring": {
@@ -220,7 +223,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     started = time.time()
     prov = provenance(cfg)
     tok_path = tokenizer_path(cfg)
-    overhead = prompt_overhead(_tokenizer(tok_path))
+    overhead = prompt_overhead(tokenizer_for(tok_path))
     if cfg.scoring.max_prompt_tokens < overhead + 16:
         raise ScoreError(
             f"scoring.max_prompt_tokens={cfg.scoring.max_prompt_tokens} leaves no room for a "
@@ -237,6 +240,13 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             raise ScoreError(
                 f"{cfg.io.output} was written by an earlier version of the scorer (its manifest "
                 "records no input files); score into a new --output"
+            )
+        was = old.get("identity", {}).get("scoring_version") or "v1"
+        if was != SCORING_VERSION:
+            raise ScoreError(
+                f"{cfg.io.output} holds scores read with scoring version {was}; this package "
+                f"reads p_error with version {SCORING_VERSION} (over the decision tokens), so "
+                "the two must not be mixed: score into a new --output"
             )
         if old.get("identity") != _identity(prov):
             diff = [k for k, v in _identity(prov).items() if old.get("identity", {}).get(k) != v]
@@ -349,7 +359,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             tuple(cfg.io.keep_columns),
         )
 
-    table = read_output(cfg.io.output, columns=["note_id", "status", "truncated"])
+    table = read_output(cfg.io.output, columns=["note_id", "status", "truncated", "off_decision"])
     ids = Counter(table.column("note_id").to_pylist())
     dups = sorted(i for i, n in ids.items() if n > 1)
     if dups:
@@ -361,6 +371,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
         rows=table.num_rows,
         counts=dict(sorted(Counter(table.column("status").to_pylist()).items())),
         truncated=sum(1 for t in table.column("truncated").to_pylist() if t),
+        off_decision=off_decision_summary(table.column("off_decision").to_pylist()),
         duplicate_note_ids={"count": len(dups), "examples": dups[:20]},
         this_run={
             "chunks": len(todo),
@@ -372,3 +383,18 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     )
     out.write_atomic(MANIFEST, json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def off_decision_summary(values: list[float | None]) -> dict[str, Any]:
+    """Mean and max of the first-token mass off the decision tokens over the scored rows, and
+    how many rows put more than half of it there (a model that has not learned the answer
+    format: its p_error rests on the little mass left)."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"rows": 0, "mean": None, "max": None, "over_half": 0}
+    return {
+        "rows": len(v),
+        "mean": round(sum(v) / len(v), 6),
+        "max": round(max(v), 6),
+        "over_half": sum(1 for x in v if x > 0.5),
+    }

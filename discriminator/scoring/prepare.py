@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=2)
-def _tokenizer(path: str) -> Any:
+def tokenizer_for(path: str) -> Any:
+    """The tokenizer at `path`, loaded once per process (the two most recent paths kept)."""
     from discriminator.modeling import load_tokenizer
 
     return load_tokenizer(path)
@@ -191,7 +192,8 @@ class _Head:
 _HEADS: dict[int, tuple[Any, _Head]] = {}  # id(tokenizer) -> (it, its head)
 
 
-def _head(tokenizer: Any) -> _Head:
+def prompt_head(tokenizer: Any) -> _Head:
+    """The tokenizer's prompt head, tokenized once per tokenizer object."""
     return _once(_HEADS, tokenizer, _Head)
 
 
@@ -212,7 +214,7 @@ def fit_prompts(
     encoded: list[Any] = [None] * len(notes)
     try:
         rendered = [render_prompt(tokenizer, notes[i]) for i in whole]
-        for i, ids in zip(whole, _head(tokenizer).encode(tokenizer, rendered), strict=True):
+        for i, ids in zip(whole, prompt_head(tokenizer).encode(tokenizer, rendered), strict=True):
             encoded[i] = ids
     except Exception:
         encoded = [None] * len(notes)
@@ -231,7 +233,7 @@ def fit_prompts(
 def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
     """Ray Data map: chunk descriptors -> one prepared row per physical line/row."""
     c = from_dict(ScoreConfig, cfg)
-    tok = _tokenizer(tokenizer)
+    tok = tokenizer_for(tokenizer)
     text_col, id_col = c.io.text_column, c.io.id_column
     keep = list(c.io.keep_columns)
     rows: list[dict] = []

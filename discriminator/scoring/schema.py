@@ -25,6 +25,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("status", pa.string()),
         ("verdict", pa.string()),
         ("p_error", pa.float64()),
+        ("off_decision", pa.float64()),  # first-token mass on neither "good" nor a category
         ("reason", pa.string()),
         ("category", pa.string()),
         ("n_tokens", pa.int64()),

@@ -20,18 +20,45 @@ from discriminator.prompt import (
     first_token_ids,
     parse_reason,
 )
-from discriminator.scoring.prepare import _head, _tokenizer, fit_prompts
+from discriminator.scoring.prepare import fit_prompts, prompt_head, tokenizer_for
 from discriminator.scoring.schema import SCORED_SCHEMA, ScoreError, scrub_error
 
 log = logging.getLogger(__name__)
 
 
-def p_error_from_logits(logits: Any, good_id: int) -> np.ndarray:
-    """1 - softmax(logits)[good_id] per row of last-position logits [batch, vocab] (float64)."""
+def decision_probs(
+    logits: Any, good_id: int, error_ids: list[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p_error, off_decision) per row of last-position logits [batch, vocab], float64.
+
+    The answer's first token is the decision: `good` or the first token of an error category.
+    p_error = P(errors) / (P(good) + P(errors)), the error share of the mass on the decision
+    tokens; off_decision = 1 - P(good) - P(errors), the mass on every other token (a diagnostic:
+    high when the model has not learned the answer format). `error_ids` None: every token but
+    `good` counts as an error (p_error = 1 - P(good), off_decision 0), for tokenizers whose
+    category labels share a first token. Computed in log space, so no mass underflows.
+    """
     x = np.asarray(logits, dtype=np.float64)
-    x = x - x.max(axis=-1, keepdims=True)
-    log_p_good = x[:, good_id] - np.log(np.exp(x).sum(axis=-1))
-    return 1.0 - np.exp(log_p_good)
+    log_z = _logsumexp(x)
+    log_good = x[:, good_id]
+    if error_ids is None:
+        log_err = np.log(-np.expm1(np.minimum(log_good - log_z, 0.0)))
+        return np.exp(log_err), np.zeros(len(x))
+    log_err = _logsumexp(x[:, error_ids])
+    log_decision = np.logaddexp(log_good, log_err)
+    p_error = np.exp(log_err - log_decision)
+    off = -np.expm1(np.minimum(log_decision - log_z, 0.0))
+    return p_error, off
+
+
+def p_error_from_logits(logits: Any, good_id: int, error_ids: list[int] | None) -> np.ndarray:
+    """p_error per row of last-position logits (see `decision_probs`)."""
+    return decision_probs(logits, good_id, error_ids)[0]
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))[:, 0]
 
 
 def forced_first_tokens(logits: Any, candidate_ids: list[int]) -> np.ndarray:
@@ -146,22 +173,12 @@ class Scorer:
     """Load base + adapter once (`__init__`); score one batch of prepared rows (`__call__`)."""
 
     def __init__(self, cfg: dict, tokenizer: str, progress: Any = None):
-        import torch
-        from transformers import GenerationConfig
-
         from discriminator.modeling import load_base_model
 
-        self.cfg = c = from_dict(ScoreConfig, cfg)
-        self.progress = progress  # an actor counting scored rows for the driver's progress
-        self.torch = torch
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.setup(cfg, tokenizer, progress)
+        c = self.cfg
         on_gpu = self.device.type == "cuda"
         dtype = _resolve_dtype(c, on_gpu)
-        # The one the preparation step uses (cached per process): when Ray Data runs it in this
-        # actor, the tokenizer is loaded and its prompt head tokenized once, here, not on the
-        # first chunk.
-        self.tok = _tokenizer(tokenizer)
-        _head(self.tok)
         model = load_base_model(c.model, device_map={"": 0} if on_gpu else None, dtype=dtype)
         if c.adapter:
             from peft import PeftModel
@@ -171,12 +188,32 @@ class Scorer:
             if c.scoring.merge and c.model.quantization == "none":
                 model = model.merge_and_unload()  # one matmul per layer instead of three
         self.model = model.eval()
+
+    def setup(self, cfg: dict, tokenizer: str, progress: Any = None) -> None:
+        """Everything but the model: config, device, tokenizer, the decision tokens, generation
+        settings, the progress counter. `__init__` calls it, then loads the model; a scorer
+        with another forward (the benchmarks' constant-time stand-in) calls it alone."""
+        import torch
+        from transformers import GenerationConfig
+
+        self.cfg = c = from_dict(ScoreConfig, cfg)
+        self.progress = progress  # an actor counting scored rows for the driver's progress
+        self.unreported, self.reported_at = 0, 0.0
+        self.torch = torch
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # The one the preparation step uses (cached per process): when Ray Data runs it in this
+        # actor, the tokenizer is loaded and its prompt head tokenized once, here, not on the
+        # first chunk.
+        self.tok = tokenizer_for(tokenizer)
+        prompt_head(self.tok)
         self.prefix, self.good_id = answer_ids(self.tok)
         try:  # the tokens an error answer starts with ("Timeline", "PHI", ...)
             firsts = first_token_ids(self.tok)
-            self.error_ids = [firsts[c] for c in CATEGORIES]
+            self.decision_error_ids: list[int] | None = [firsts[c] for c in CATEGORIES]
+            self.error_ids = list(self.decision_error_ids)
             self.category_of_id = {firsts[c]: c for c in CATEGORIES}
         except ValueError:  # labels share a first token: any token but "good"
+            self.decision_error_ids = None
             self.error_ids = [i for i in range(len(self.tok)) if i != self.good_id]
             self.category_of_id = {}
         eos = {self.tok.eos_token_id}
@@ -189,6 +226,10 @@ class Scorer:
             eos_token_id=eos,
             pad_token_id=self.tok.pad_token_id,
         )
+
+    def decide(self, logits: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(p_error, off_decision) per row of prefill logits (`decision_probs`)."""
+        return decision_probs(logits, self.good_id, self.decision_error_ids)
 
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:
         """Last-position logits [batch, vocab] from one forward pass over prompt + answer prefix."""
@@ -212,7 +253,7 @@ class Scorer:
         phase = "prefill"
         try:
             logits = self.prefill(seqs)
-            p = p_error_from_logits(logits, self.good_id)
+            p, off = self.decide(logits)
             want = [
                 i
                 for i in range(len(seqs))
@@ -237,6 +278,7 @@ class Scorer:
         return [
             {
                 "p_error": float(p[i]),
+                "off_decision": float(off[i]),
                 **finish_row(float(p[i]), texts.get(i), mode, threshold, decided.get(i)),
             }
             for i in range(len(seqs))
@@ -301,14 +343,13 @@ class Scorer:
         """Add scored rows to the progress counter, at most once a second (and at the end of a
         chunk): one remote call per small bucket cost the actors and the counter ~10% of the
         CPU when the forward is fast."""
-        if getattr(self, "progress", None) is None:
+        if self.progress is None:
             return
-        self._unreported = getattr(self, "_unreported", 0) + n
+        self.unreported += n
         now = time.monotonic()
-        due = now - getattr(self, "_reported_at", 0.0) >= self.REPORT_EVERY_S
-        if self._unreported and (flush or due):
-            self.progress.add.remote(self._unreported)
-            self._unreported, self._reported_at = 0, now
+        if self.unreported and (flush or now - self.reported_at >= self.REPORT_EVERY_S):
+            self.progress.add.remote(self.unreported)
+            self.unreported, self.reported_at = 0, now
 
     def _free(self) -> None:
         if self.device.type == "cuda":
