@@ -160,7 +160,7 @@ def ensure_model(args: argparse.Namespace, work: Path) -> str:
     return str(path)
 
 
-def _modes(args: argparse.Namespace, available: list[str]) -> list[str]:
+def chosen_modes(args: argparse.Namespace, available: list[str]) -> list[str]:
     if not args.modes:
         return available
     wanted = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -220,7 +220,7 @@ def run_train(args: argparse.Namespace, model_dir: str, work: Path) -> tuple[dic
         args.out, report["benchmark"], report["machine"]["gpu"], common.stamp()
     )
     modes = list(train_gpu.MODES) + [p for p in profs if p not in train_gpu.MODES]
-    for mode in _modes(args, modes):
+    for mode in chosen_modes(args, modes):
         out = common.run_task(
             "benchmarks.train_gpu:run_mode",
             {"mode": mode, "s": settings},
@@ -268,7 +268,7 @@ def run_score(args: argparse.Namespace, model_dir: str, work: Path) -> tuple[dic
         args.out, report["benchmark"], report["machine"]["gpu"], common.stamp()
     )
     fns = {"project": "run_project", "plain-generate": "run_plain"}
-    for mode in _modes(args, list(score_gpu.MODES)):
+    for mode in chosen_modes(args, list(score_gpu.MODES)):
         out = common.run_task(
             f"benchmarks.score_gpu:{fns[mode]}",
             {"s": settings},
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import score_gpu
 
             report, path = run_score(args, model_dir, work)
-            done.append((score_gpu.render(report["results"]), report, path))
+            done.append((score_gpu.render(report["results"], report.get("summary")), report, path))
         for text, report, path in done:
             dev = report["device"] or {}
             print(f"\n{report['benchmark']} on {dev.get('gpu') or dev.get('cpu') or 'cpu'}")

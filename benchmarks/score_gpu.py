@@ -373,10 +373,8 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         p = np.array(plain["p_error"], dtype=np.float64)
         if thr is None:
             thr = float(np.quantile(p, 0.8))
-        plain_v = _verdicts(p, thr)
-        plain["verdicts"] = plain_v
-        plain["flagged"] = plain_v.count("e")
-        plain["threshold"] = thr
+        plain_v = _verdicts(p, thr)  # the baseline's verdicts at the project's threshold
+        out["plain-generate"] = {"threshold": thr, "flagged": plain_v.count("e")}
         if proj.get("verdicts"):
             same = agreement({**proj, "threshold": thr}, plain)
             for key in ("verdict_agreement", "agreement_notes", "p_error_max_abs_diff"):
@@ -399,7 +397,9 @@ def _quant(proj: dict[str, Any]) -> str | None:
     return proj.get("settings", {}).get("config", {}).get("model", {}).get("quantization")
 
 
-def render(results: dict[str, dict[str, Any]]) -> str:
+def render(results: dict[str, dict[str, Any]], summary: dict[str, Any] | None = None) -> str:
+    """The modes as a table; a baseline's flagged count at the project's threshold comes from
+    `summary` (`summarize` computes it without changing the results)."""
     ref = (results.get("plain-generate") or {}).get("notes_per_s")
     rows = []
     for m, r in results.items():
@@ -415,7 +415,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
                 nps,
                 mem.get("peak_allocated_gib", mem.get("peak_rss_gib")),
                 mem.get("peak_reserved_gib"),
-                r.get("flagged"),
+                r.get("flagged", ((summary or {}).get(m) or {}).get("flagged")),
                 round(nps / ref, 2) if nps and ref else None,
             ]
         )

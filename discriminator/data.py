@@ -84,12 +84,12 @@ def check_row(obj: Any) -> str | None:
     if reason is not None and not isinstance(reason, str):
         return f"'reason' must be a string or null, got {_type_name(reason)}"
     for key, value in (("note", note), ("reason", reason)):
-        if bad := _unpaired_surrogate(value):
+        if bad := unpaired_surrogate(value):
             return f"{key!r} is not valid Unicode (unpaired surrogate at character {bad - 1})"
     return None
 
 
-def _unpaired_surrogate(text: str | None) -> int:
+def unpaired_surrogate(text: str | None) -> int:
     """1 + the position of the first unpaired surrogate (JSON `"\\ud800"`), else 0.
 
     Such strings cannot be encoded as UTF-8: tokenizers and parquet writers raise on them.

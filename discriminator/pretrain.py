@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
@@ -129,23 +128,3 @@ def pretrain(
         }
     finally:
         torch.set_num_threads(prev_threads)
-
-
-def pretrain_dir(
-    model_dir: str | Path,
-    texts: Sequence[str],
-    cfg: PretrainConfig,
-    log: Callable[[str], None] | None = print,
-) -> dict[str, Any]:
-    """Load the model saved in `model_dir`, pretrain it, save it back (safetensors, fp32)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, use_safetensors=True
-    )
-    summary = pretrain(model, tok, texts, cfg, log)
-    model.config.use_cache = True
-    model.save_pretrained(model_dir, safe_serialization=True)
-    return summary

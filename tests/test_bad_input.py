@@ -254,7 +254,7 @@ def test_scoring_parquet_with_nulls_and_missing_columns(
         assert [r["note_id"] for r in rows] == cols["id"]
         for r, note in zip(rows, notes):
             ok = with_note_column and isinstance(note, str) and note.strip() != ""
-            ok = ok and data._unpaired_surrogate(note) == 0
+            ok = ok and data.unpaired_surrogate(note) == 0
             assert r["status"] == ("pending" if ok else "invalid_input"), (note, r)
             if not with_note_column:
                 assert r["error"] == "missing 'note'"

@@ -195,7 +195,7 @@ def test_unknown_modes_are_errors():
     ]  # fmt: skip
     args = gpu.parse_args(["train", "--smoke", "--modes", "project,projetc"])
     with pytest.raises(SystemExit, match="projetc"):
-        gpu._modes(args, list(train_gpu.MODES))  # one valid name no longer hides a typo
+        gpu.chosen_modes(args, list(train_gpu.MODES))  # one valid name no longer hides a typo
     assert gpu.parse_args(["train"]).timeout == 900  # every mode has a timeout by default
 
 

@@ -201,7 +201,7 @@ def test_flagged_notes_get_a_reason_that_follows_the_verdict(tiny_model_dir, ada
         scoring.fit_prompt(scorer.tok, n, cfg.scoring.max_prompt_tokens)[0]
         for n in make_notes(6, seed=5)
     ]
-    rows = scorer._score(seqs)
+    rows = scorer.score_batch(seqs)
     firsts = first_token_ids(scorer.tok)
     logits = scoring.last_logits(scorer.model, seqs, scorer.tok.pad_token_id, torch.device("cpu"))
     greedy = logits.argmax(-1).tolist()
@@ -233,7 +233,7 @@ def test_plan_reads_every_line_once_across_chunks(tmp_path):
         chunks = scoring.plan_chunks(scoring.expand_inputs([str(p)]), chunk_rows)
         got = []
         for ch in chunks:
-            got += scoring._read_chunk({**ch.__dict__}, "note", "id")
+            got += scoring.read_chunk({**ch.__dict__}, ["note", "id"])
         assert [g[0] for g in got] == list(range(1, 12)), chunk_rows
         assert got[3][1] is scoring.BLANK and "not valid JSON" in got[6][2]
         assert got[10][1] == {"note": "no newline"}
@@ -242,7 +242,7 @@ def test_plan_reads_every_line_once_across_chunks(tmp_path):
     table = pa.table({"note": [f"p{i}" for i in range(25)], "id": list(range(25))})
     pq.write_table(table, tmp_path / "b.parquet", row_group_size=7)
     chunks = scoring.plan_chunks([str(tmp_path / "b.parquet")], 10)
-    rows = [r for ch in chunks for r in scoring._read_chunk({**ch.__dict__}, "note", "id")]
+    rows = [r for ch in chunks for r in scoring.read_chunk({**ch.__dict__}, ["note", "id"])]
     assert [r[1]["note"] for r in rows] == [f"p{i}" for i in range(25)]
     assert [r[0] for r in rows] == list(range(1, 26))
 
@@ -343,7 +343,9 @@ def test_fit_prompts_reuses_the_prompt_head_and_gives_the_ids_of_whole_tokenizat
     head = prepare.prompt_head(tok)
     assert len(head.ids) > 100, "the system prompt should be in the reused head"
     assert head.text.endswith("<|end_header_id|>")
-    assert head.checked == prepare._Head.CHECK_NOTES  # checked on the first notes, then trusted
+    assert (
+        head.checked == prepare.PromptHead.CHECK_NOTES
+    )  # checked on the first notes, then trusted
 
 
 def test_prompt_head_is_turned_off_when_the_tokenizer_merges_across_it(tiny_model_dir, caplog):
@@ -352,7 +354,7 @@ def test_prompt_head_is_turned_off_when_the_tokenizer_merges_across_it(tiny_mode
     from discriminator.scoring import prepare
 
     tok = load_tokenizer(str(tiny_model_dir))
-    head = prepare._Head(tok)
+    head = prepare.PromptHead(tok)
     full = render_prompt(tok, "A")
     cut = full.index("clinical") + 3  # inside a word: its tokens merge across the cut
     head.text = full[:cut]
@@ -385,15 +387,15 @@ def test_scorer_counts_progress_in_few_calls_and_loses_none(
     assert ray.get(counter.get.remote()) == 6  # flushed at the end of the chunk
 
     scorer.REPORT_EVERY_S = float("inf")
-    scorer._reported_at = 0.0
+    scorer.reported_at = 0.0
     for _ in range(50):
-        scorer._count(1)
+        scorer.report_scored(1)
     assert ray.get(counter.get.remote()) == 6  # nothing sent between reports
-    scorer._count(0, flush=True)
+    scorer.report_scored(0, flush=True)
     assert ray.get(counter.get.remote()) == 56
 
     scorer.REPORT_EVERY_S = 0.0  # due every time: each count goes out at once
-    scorer._count(3)
+    scorer.report_scored(3)
     assert ray.get(counter.get.remote()) == 59
 
 
@@ -433,13 +435,17 @@ def test_pipeline_statuses_ids_provenance(
     out = tmp_path / "out1"
     parts = sorted(out.glob("part-*.parquet"))
     meta = json.loads(pq.read_schema(parts[0]).metadata[scoring.PROVENANCE_KEY])
-    assert meta["adapter_sha256"] == scoring._sha256(adapter_dir / "adapter_model.safetensors")
+    assert meta["adapter_sha256"] == scoring.file_sha256(
+        str(adapter_dir / "adapter_model.safetensors")
+    )
     assert meta["prompt_version"] == PROMPT_VERSION and meta["base_model"] == str(tiny_model_dir)
     assert meta["package_version"] and meta["config"]["io"]["chunk_rows"] == 4
     on_disk = json.loads((out / scoring.MANIFEST).read_text())
     assert on_disk["provenance"] == meta and on_disk["state"] == "complete"
     assert [(e["uri"], e["source"]) for e in on_disk["inputs"]] == [(str(path), path.name)]
-    assert on_disk["inputs"][0]["sha256"] == scoring._sha256(path) and on_disk["rows"] == 15
+    assert (
+        on_disk["inputs"][0]["sha256"] == scoring.file_sha256(str(path)) and on_disk["rows"] == 15
+    )
     # PHI: owner-only files and directory
     assert (out.stat().st_mode & 0o777) == 0o700
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in out.iterdir())

@@ -54,10 +54,6 @@ input). Note text never reaches logs, errors or the progress output.
 from __future__ import annotations
 
 from discriminator.scoring.job import (
-    _identity,
-    _resources,
-    _same_base,
-    _sha256,
     apply_adapter_provenance,
     off_decision_summary,
     package_version,
@@ -69,13 +65,12 @@ from discriminator.scoring.plan import (
     Chunk,
     chunks_of,
     expand_inputs,
+    file_sha256,
     plan_chunks,
     reconcile,
     stage,
 )
 from discriminator.scoring.prepare import (
-    _note_problem,
-    _read_chunk,
     fit_prompt,
     fit_prompts,
     prepare_batch,
@@ -98,7 +93,6 @@ from discriminator.scoring.schema import (
 from discriminator.scoring.scorer import (
     PICKLE_SUFFIXES,
     Scorer,
-    _resolve_dtype,
     bucket_batches,
     check_adapter,
     decision_probs,
@@ -110,12 +104,8 @@ from discriminator.scoring.scorer import (
 )
 from discriminator.scoring.write import (
     Output,
-    _collect,
-    _failed_rows,
-    _merge_retried,
-    _Output,
-    _part_bytes,
-    _Progress,
+    collect,
+    failed_rows,
     read_output,
 )
 
@@ -133,25 +123,15 @@ __all__ = [
     "Output",
     "ScoreError",
     "Scorer",
-    "_Output",
-    "_Progress",
-    "_collect",
-    "_failed_rows",
-    "_identity",
-    "_merge_retried",
-    "_note_problem",
-    "_part_bytes",
-    "_read_chunk",
-    "_resolve_dtype",
-    "_resources",
-    "_same_base",
-    "_sha256",
     "apply_adapter_provenance",
     "bucket_batches",
     "check_adapter",
     "chunks_of",
+    "collect",
     "decision_probs",
     "expand_inputs",
+    "failed_rows",
+    "file_sha256",
     "finish_row",
     "fit_prompt",
     "fit_prompts",

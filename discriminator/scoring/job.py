@@ -29,8 +29,8 @@ from discriminator.scoring.schema import MANIFEST, OUTPUT_SCHEMA, ScoreError
 from discriminator.scoring.scorer import Scorer, check_adapter
 from discriminator.scoring.write import (
     Output,
-    _collect,
-    _failed_rows,
+    collect,
+    failed_rows,
     progress_counter,
     read_output,
 )
@@ -105,10 +105,6 @@ def apply_adapter_provenance(tree: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _sha256(path: Path) -> str:
-    return file_sha256(str(path))
-
-
 def package_version() -> str:
     import discriminator
 
@@ -128,7 +124,7 @@ def provenance(cfg: ScoreConfig) -> dict[str, Any]:
     adapter_sha = None
     if cfg.adapter:
         check_adapter(cfg.adapter)
-        adapter_sha = _sha256(Path(cfg.adapter) / "adapter_model.safetensors")
+        adapter_sha = file_sha256(str(Path(cfg.adapter) / "adapter_model.safetensors"))
     return {
         "base_model": cfg.model.name_or_path,
         "adapter": str(Path(cfg.adapter).resolve()) if cfg.adapter else None,
@@ -277,7 +273,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             f"{cfg.io.output} holds {len(unplanned)} part file(s) that no recorded input "
             f"accounts for (e.g. {unplanned[0]}.parquet); use a new --output"
         )
-    retry = _failed_rows(out, done) if cfg.io.retry_failed else {}
+    retry = failed_rows(out, done) if cfg.io.retry_failed else {}
     if cfg.io.retry_failed:
         n_failed = sum(len(v) for v in retry.values())
         log.info(
@@ -348,7 +344,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             num_cpus=cfg.resources.cpus_per_actor,
             num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
         )
-        scored = _collect(
+        scored = collect(
             ds,
             todo,
             out,

@@ -96,10 +96,6 @@ def read_chunk(chunk: dict, columns: list[str]) -> Parsed:
         raise ScoreError(f"{chunk['uri']}: {e}") from None
 
 
-def _read_chunk(chunk: dict, text_col: str, id_col: str) -> Parsed:
-    return read_chunk(chunk, [text_col, id_col])
-
-
 def _note_problem(obj: Any, text_col: str) -> str | None:
     if not isinstance(obj, dict):
         return check_row(obj)
@@ -141,7 +137,7 @@ def _template(tokenizer: Any) -> tuple[list[int], int]:
     return _once(_TEMPLATE, tokenizer, lambda t: (answer_ids(t)[0], prompt_overhead(t)))
 
 
-class _Head:
+class PromptHead:
     """The text every rendered prompt starts with, up to and including the last added token
     (`<|end_header_id|>`) before the note, and its ids, tokenized once per tokenizer.
 
@@ -189,19 +185,19 @@ class _Head:
         return out
 
 
-_HEADS: dict[int, tuple[Any, _Head]] = {}  # id(tokenizer) -> (it, its head)
+_HEADS: dict[int, tuple[Any, PromptHead]] = {}  # id(tokenizer) -> (it, its head)
 
 
-def prompt_head(tokenizer: Any) -> _Head:
+def prompt_head(tokenizer: Any) -> PromptHead:
     """The tokenizer's prompt head, tokenized once per tokenizer object."""
-    return _once(_HEADS, tokenizer, _Head)
+    return _once(_HEADS, tokenizer, PromptHead)
 
 
 def fit_prompts(
     tokenizer: Any, notes: list[str], max_prompt_tokens: int
 ) -> list[tuple[list[int], bool] | BaseException]:
     """`fit_prompt` for many notes with one tokenizer call: every prompt is rendered and
-    tokenized whole (its fixed head's ids reused, `_Head`); a note whose prompt fits is done
+    tokenized whole (its fixed head's ids reused, `PromptHead`); a note whose prompt fits is done
     (its ids are exactly what `fit_prompt` gives); the rest go through `fit_prompt` (cut in the
     middle). A note that cannot be tokenized gets its exception in its place, so one bad note
     never fails its neighbours."""

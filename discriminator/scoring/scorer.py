@@ -248,7 +248,7 @@ class Scorer:
             )
         return self.tok.batch_decode(out[:, ids.shape[1] - forced :], skip_special_tokens=True)
 
-    def _score(self, seqs: list[list[int]]) -> list[dict]:
+    def score_batch(self, seqs: list[list[int]]) -> list[dict]:
         mode, threshold = self.cfg.scoring.generate, self.cfg.scoring.threshold
         phase = "prefill"
         try:
@@ -295,7 +295,7 @@ class Scorer:
         seqs = [got[0] for got in fitted]
         rows: list[dict] = [{} for _ in seqs]
         for batch in bucket_batches([len(x) for x in seqs], s.batch_tokens, s.max_batch_size):
-            for i, row in zip(batch, self._score([seqs[i] for i in batch])):
+            for i, row in zip(batch, self.score_batch([seqs[i] for i in batch])):
                 rows[i] = row
         return rows
 
@@ -313,12 +313,12 @@ class Scorer:
         ]
         for idx in subs:
             try:
-                results = self._score([rows[i]["input_ids"] for i in idx])
+                results = self.score_batch([rows[i]["input_ids"] for i in idx])
             except Exception:
                 results = []
                 for i in idx:  # one bad row must not fail its neighbours
                     try:
-                        results += self._score([rows[i]["input_ids"]])
+                        results += self.score_batch([rows[i]["input_ids"]])
                     except Exception as e:
                         phase = e.__notes__[-1] if getattr(e, "__notes__", None) else "scoring"
                         log.warning(
@@ -330,8 +330,8 @@ class Scorer:
                         self._free()
             for i, res in zip(idx, results):
                 rows[i].update({"status": "ok", **res})
-            self._count(len(idx))
-        self._count(0, flush=True)
+            self.report_scored(len(idx))
+        self.report_scored(0, flush=True)
         out = []
         for r in rows:
             out.append({name: r.get(name) for name in SCORED_SCHEMA.names})
@@ -339,7 +339,7 @@ class Scorer:
 
     REPORT_EVERY_S = 1.0
 
-    def _count(self, n: int, flush: bool = False) -> None:
+    def report_scored(self, n: int, flush: bool = False) -> None:
         """Add scored rows to the progress counter, at most once a second (and at the end of a
         chunk): one remote call per small bucket cost the actors and the counter ~10% of the
         CPU when the forward is fast."""

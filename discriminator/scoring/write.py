@@ -107,9 +107,6 @@ class Output:
         return len(stale)
 
 
-_Output = Output  # the name the package used before
-
-
 def _part_bytes(
     rows: list[dict], keep_text: bool, meta: bytes, keep: tuple[str, ...] = ()
 ) -> bytes:
@@ -215,7 +212,7 @@ class _Progress:
             )
 
 
-def _failed_rows(out: _Output, done: set[str]) -> dict[str, list[int]]:
+def failed_rows(out: Output, done: set[str]) -> dict[str, list[int]]:
     """part -> positions of its rows whose status is `failed` (parts without any are left out)."""
     import pyarrow.parquet as pq
 
@@ -228,7 +225,7 @@ def _failed_rows(out: _Output, done: set[str]) -> dict[str, list[int]]:
     return found
 
 
-def _merge_retried(out: _Output, part: str, rows: list[dict], cols: list[str]) -> list[dict]:
+def _merge_retried(out: Output, part: str, rows: list[dict], cols: list[str]) -> list[dict]:
     """The part's earlier rows with the re-scored ones in their places (same order, same count)."""
     import pyarrow.parquet as pq
 
@@ -249,10 +246,10 @@ def _output_row(r: dict, keep: tuple[str, ...], keep_text: bool) -> dict:
     return row
 
 
-def _collect(
+def collect(
     ds: Any,
     todo: list[Chunk],
-    out: _Output,
+    out: Output,
     keep_text: bool,
     meta: bytes,
     retry: dict[str, list[int]] | None = None,
