@@ -455,3 +455,30 @@ def test_first_token_scores_match_an_unpadded_forward(tiny_model_dir, lora_adapt
                                   "adapter": str(lora_adapter_dir)})  # fmt: skip
     rows = scoring.Scorer(to_dict(cfg), str(tiny_model_dir)).score_notes(notes)
     np.testing.assert_allclose([r["p_error"] for r in rows], p_error, rtol=1e-4, atol=1e-6)
+
+
+def test_progress_lines_carry_the_tag_they_are_given(capsys):
+    """A run's lines read `[train] ...`, a Tune trial's `[trial <id>] ...`: the tag is passed to
+    the progress callback, not kept in a module global, so one process can show both."""
+    from types import SimpleNamespace
+
+    state = SimpleNamespace(
+        global_step=2, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True
+    )
+    trial = training.ProgressCallback("trial 1a2b")
+    trial.on_train_begin(None, state, None)
+    training.log0("outside any trial")
+    run = training.ProgressCallback()
+    run.on_log(None, state, None, logs={"loss": 1.5})
+    trial.on_log(None, state, None, logs={"train_loss": 1.25})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "[trial 1a2b] resumed from checkpoint at step 2",
+        "[trial 1a2b] training to step 4",
+        "[train] outside any trial",
+    ]
+    assert re.fullmatch(r"\[train\] step 2/4  loss 1\.5  tokens/s \S+  eta \S+s", lines[3])
+    assert re.fullmatch(
+        r"\[trial 1a2b\] finished at step 2 in \S+s, mean train loss 1\.25", lines[4]
+    )
+    assert len(lines) == 5

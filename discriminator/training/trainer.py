@@ -29,11 +29,10 @@ from discriminator.training.objective import (
     first_token_scores,
 )
 
-_PROGRESS_TAG = "train"  # "trial <id>" inside a Tune trial: those lines go to the sweep's log
 
-
-def log0(msg: str) -> None:
-    """Print from rank 0 only (the driver shows worker output)."""
+def log0(msg: str, tag: str = "train") -> None:
+    """Print `[tag] msg` from rank 0 only (the driver shows worker output). The tag is "train",
+    or "trial <id>" inside a Tune trial: those lines go to the sweep's log."""
     try:
         import ray.train
 
@@ -41,7 +40,7 @@ def log0(msg: str) -> None:
             return
     except Exception:
         pass
-    print(f"[{_PROGRESS_TAG}] {msg}", flush=True)
+    print(f"[{tag}] {msg}", flush=True)
 
 
 def _device() -> Any:
@@ -83,9 +82,11 @@ def setup_model(cfg: TrainConfig, device: Any) -> Any:
 
 
 class ProgressCallback(TrainerCallback):
-    """Rank-0 progress line: step, loss, real (non-padding) tokens/s, ETA."""
+    """Rank-0 progress line: step, loss, real (non-padding) tokens/s, ETA, tagged `progress_tag`
+    (see `log0`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress_tag: str = "train") -> None:
+        self.tag = progress_tag
         self.t0 = self.last_t = time.time()
         self.last_tokens = 0
         self.start_step = 0
@@ -95,8 +96,8 @@ class ProgressCallback(TrainerCallback):
         self.start_step = state.global_step
         self.last_tokens = state.num_input_tokens_seen
         if state.global_step:
-            log0(f"resumed from checkpoint at step {state.global_step}")
-        log0(f"training to step {state.max_steps}")
+            log0(f"resumed from checkpoint at step {state.global_step}", self.tag)
+        log0(f"training to step {state.max_steps}", self.tag)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -105,7 +106,7 @@ class ProgressCallback(TrainerCallback):
         if "train_loss" in logs:  # the Trainer's closing summary (mean loss over the run)
             loss = logs.get("train_loss")
             mean = f", mean train loss {loss:.4g}" if isinstance(loss, float) else ""
-            log0(f"finished at step {state.global_step} in {now - self.t0:,.0f}s{mean}")
+            log0(f"finished at step {state.global_step} in {now - self.t0:,.0f}s{mean}", self.tag)
             return
         tokens = state.num_input_tokens_seen
         tps = (tokens - self.last_tokens) / max(now - self.last_t, 1e-9)
@@ -118,7 +119,7 @@ class ProgressCallback(TrainerCallback):
         if "loss" in logs:
             parts.append(f"tokens/s {tps:,.0f}")
         parts.append(f"eta {eta:,.0f}s")
-        log0("  ".join(parts))
+        log0("  ".join(parts), self.tag)
 
 
 def _trainer_class() -> Any:
@@ -213,10 +214,16 @@ def _sft_config(
 
 
 def build_sft_trainer(
-    cfg: TrainConfig, data: PreparedData, device: Any, work_dir: str, callbacks: list[Any]
+    cfg: TrainConfig,
+    data: PreparedData,
+    device: Any,
+    work_dir: str,
+    callbacks: list[Any],
+    progress_tag: str = "train",
 ) -> Any:
     """TRL `SFTTrainer` on prompt-completion records: loss on the answer (+ end of turn) only;
-    each evaluation also logs the first-token metrics (`eval_auroc`, ...) on the eval notes."""
+    each evaluation also logs the first-token metrics (`eval_auroc`, ...) on the eval notes.
+    Its model line is tagged `progress_tag` (see `log0`)."""
     import torch
     from datasets import Dataset
 
@@ -227,7 +234,10 @@ def build_sft_trainer(
     tokenizer = load_tokenizer(cfg.model.name_or_path)
     model = setup_model(cfg, device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log0(f"model {cfg.model.name_or_path} ({cfg.model.quantization}), {trainable:,} trainable")
+    log0(
+        f"model {cfg.model.name_or_path} ({cfg.model.quantization}), {trainable:,} trainable",
+        progress_tag,
+    )
 
     def to_ds(rows: list[dict[str, Any]]) -> Any:
         return Dataset.from_list(
@@ -250,13 +260,13 @@ def build_sft_trainer(
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker. `loop_config`: {"cfg": asdict(TrainConfig), "data": ref}."""
+    """Runs on every Ray Train worker. `loop_config`: {"cfg": asdict(TrainConfig), "data": ref,
+    "tensorboard_dir": folder, "progress_tag": "train" or "trial <id>" (see `log0`)}."""
     import ray
     import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
-    global _PROGRESS_TAG
-    _PROGRESS_TAG = loop_config.get("progress_tag", "train")
+    tag = loop_config.get("progress_tag", "train")  # "trial <id>" inside a Tune trial
     cfg = from_dict(TrainConfig, loop_config["cfg"])
     data: PreparedData = ray.get(loop_config["data"])
     ctx = ray.train.get_context()
@@ -264,29 +274,30 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # Every worker says where it runs (at every start and restart): which node each rank landed
     # on, and, after a lost node, how many workers an elastic run goes on with.
     print(
-        f"[{_PROGRESS_TAG}] worker rank {rank} of {ctx.get_world_size()} on host "
+        f"[{tag}] worker rank {rank} of {ctx.get_world_size()} on host "
         f"{socket.gethostname()} (node id {ray.get_runtime_context().get_node_id()[:12]})",
         flush=True,
     )
     work = tempfile.mkdtemp(prefix="sft-")
-    callbacks = [RayTrainReportCallback(), ProgressCallback()]
+    callbacks = [RayTrainReportCallback(), ProgressCallback(tag)]
     if rank == 0 and loop_config.get("tensorboard_dir"):
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(SummaryWriter(loop_config["tensorboard_dir"])))
-    trainer = build_sft_trainer(cfg, data, _device(), work, callbacks)
+    trainer = build_sft_trainer(cfg, data, _device(), work, callbacks, tag)
     resume = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
-        resume = resume_dir(checkpoint, os.path.join(work, "resume"))
+        resume = resume_dir(checkpoint, os.path.join(work, "resume"), tag)
     trainer.train(resume_from_checkpoint=resume)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def resume_dir(checkpoint: Any, dest: str) -> str:
+def resume_dir(checkpoint: Any, dest: str, progress_tag: str = "train") -> str:
     """The HF checkpoint folder to resume from: Ray's latest checkpoint, or, when that one is
-    corrupted or partial and the storage is local, the newest earlier good one beside it."""
+    corrupted or partial and the storage is local, the newest earlier good one beside it (the
+    fall-back is logged, tagged `progress_tag`)."""
     from ray.train.huggingface.transformers import RayTrainReportCallback
 
     sub = RayTrainReportCallback.CHECKPOINT_NAME
@@ -302,7 +313,7 @@ def resume_dir(checkpoint: Any, dest: str) -> str:
     fallback = previous_good_checkpoint(Path(checkpoint.path)) if local else None
     if fallback is None:
         raise RuntimeError(f"{bad}; no earlier good checkpoint to fall back to") from None
-    log0(f"{bad}; falling back to the previous good checkpoint {fallback.parent}")
+    log0(f"{bad}; falling back to the previous good checkpoint {fallback.parent}", progress_tag)
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(fallback, os.path.join(dest, sub))
     return os.path.join(dest, sub)
