@@ -50,6 +50,7 @@ from discriminator.training.trainer import (
     resume_dir,
     setup_model,
     train_loop_per_worker,
+    warmup_steps_arg,
 )
 
 __all__ = [
@@ -80,4 +81,5 @@ __all__ = [
     "sha256_file",
     "train_loop_per_worker",
     "training_failure_message",
+    "warmup_steps_arg",
 ]

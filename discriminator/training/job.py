@@ -16,7 +16,7 @@ from discriminator.config import TrainConfig, to_dict
 from discriminator.runtime import loopback_torch_config, private_dir
 from discriminator.training.checkpoints import latest_checkpoint_step
 from discriminator.training.data import PreparedData
-from discriminator.training.trainer import train_loop_per_worker
+from discriminator.training.trainer import train_loop_per_worker, warmup_steps_arg
 
 
 def build_trainer(
@@ -33,6 +33,7 @@ def build_trainer(
     from ray.train import CheckpointConfig, RunConfig
 
     scaling = scaling_config(cfg)  # checks run.elastic/min_workers before anything is written
+    warmup_steps_arg(cfg)  # and optim.warmup_ratio
     storage = os.path.abspath(storage_path or cfg.run.storage_path)
     name = name or cfg.run.name
     private_dir(storage)  # checkpoints hold training state: owner-only unless made shared

@@ -166,6 +166,22 @@ def _trainer_class() -> Any:
     return DiscriminatorSFTTrainer
 
 
+def warmup_steps_arg(cfg: TrainConfig) -> float:
+    """`optim.warmup_ratio` as the `warmup_steps` value of transformers' `TrainingArguments`.
+
+    transformers 5 has no `warmup_ratio` argument any more: a float `warmup_steps` in [0, 1) is
+    the ratio, turned into ceil(ratio x total steps) warm-up steps once the Trainer knows the total
+    (`TrainingArguments.get_warmup_steps`); 1 and above would be read as a number of steps, so a
+    ratio there is refused rather than silently meaning one step.
+    """
+    ratio = cfg.optim.warmup_ratio
+    if not 0 <= ratio < 1:
+        raise ValueError(
+            f"optim.warmup_ratio must be in [0, 1) (a share of the steps), got {ratio}"
+        )
+    return float(ratio)
+
+
 def _sft_config(
     cfg: TrainConfig, out_dir: str, max_length: int, has_eval: bool, on_gpu: bool
 ) -> Any:
@@ -181,7 +197,7 @@ def _sft_config(
         per_device_train_batch_size=o.per_device_train_batch_size,
         per_device_eval_batch_size=o.per_device_eval_batch_size,
         gradient_accumulation_steps=o.gradient_accumulation_steps,
-        warmup_steps=o.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        warmup_steps=warmup_steps_arg(cfg),  # the ratio: a float < 1 is a share of the steps
         lr_scheduler_type=o.lr_scheduler_type,
         weight_decay=o.weight_decay,
         max_grad_norm=o.max_grad_norm,
