@@ -88,7 +88,7 @@ class OptimConfig:
     per_device_eval_batch_size: int = 1
     """Notes per worker per evaluation batch."""
     warmup_ratio: float = 0.03
-    """Fraction of steps with linear warm-up."""
+    """Fraction of steps with linear warm-up, in [0, 1)."""
     lr_scheduler_type: str = "cosine"
     """transformers scheduler name."""
     weight_decay: float = 0.0

@@ -11,9 +11,10 @@ What the page holds, and when:
   at the top, when the manifest is there; the whole flattened manifest at the bottom;
 - the metrics and plots: ids, categories and numbers only;
 - training curves (train loss, eval loss, eval AUROC by step) from the adapter's `metrics.json`
-  (`log_history`, written by `training.export_adapter`): the file given (`train_metrics`), else
-  `<provenance.adapter>/metrics.json` when the manifest names an adapter folder that has one. A
-  missing or unreadable file is said in the section; the rest of the report is still written;
+  (`log_history`, written by `training.export.export_adapter`): the file given
+  (`train_metrics`), else `<provenance.adapter>/metrics.json` when the manifest names an adapter
+  folder that has one. A missing or unreadable file is said in the section; the rest of the
+  report is still written;
 - examples per label category (detections, misses, false alarms; the most confident
   `EXAMPLES_PER_GROUP` of each) with note id, `p_error` and the **generated reason**, which is
   text about the note and may quote it: the folder is owner-only for that reason;
@@ -53,7 +54,7 @@ PLOTS = (
     "training_curves.png",
 )
 EXAMPLES_PER_GROUP = 5
-TRAIN_METRICS = "metrics.json"  # in the adapter folder, written by training.export_adapter
+TRAIN_METRICS = "metrics.json"  # in the adapter folder, written by training.export.export_adapter
 
 
 # ---------------------------------------------------------------------------------------------

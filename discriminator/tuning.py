@@ -4,7 +4,7 @@ Ray Train V2 pattern: every trial is a Tune *function* that builds a `TorchTrain
 `TrainConfig` plus the trial's sampled values and fits it; `TuneReportCallback` forwards each
 Train report (one per checkpoint, carrying eval loss and the checkpoint path) to Tune, where ASHA
 decides whether the trial goes on. The data is validated and formatted once on the driver
-(`training.prepare_data`) and shared with every trial through the object store.
+(`training.data.prepare_data`) and shared with every trial through the object store.
 
 Layout of a sweep, `<run.storage_path>/<run.name>/`:
     trial-<trial id>/        Tune's files for one trial (params, progress, result.json)

@@ -101,6 +101,39 @@ def test_decision_weight_lands_on_the_answers_first_token(tiny_model_dir, data_f
     assert heavier.item() > plain.item()
 
 
+def test_trainer_warms_up_over_the_configured_share_of_steps(tiny_model_dir, data_files, tmp_path):
+    """`optim.warmup_ratio` is a share of the run's steps (transformers 5 takes it as a float
+    `warmup_steps` < 1): 0.25 of 8 steps is a linear warm-up over 2 steps, then the decay."""
+    from itertools import pairwise
+
+    cfg = _cfg(tiny_model_dir, data_files, "optim.warmup_ratio=0.25", "optim.max_steps=8")
+    data = training.prepare_data(cfg, load_tokenizer(str(tiny_model_dir)))
+    trainer = training.build_sft_trainer(cfg, data, "cpu", str(tmp_path), [])
+    assert trainer.args.warmup_steps == 0.25 and trainer.args.get_warmup_steps(8) == 2
+    trainer.create_optimizer_and_scheduler(num_training_steps=8)
+    lrs = []
+    for _ in range(8):  # the learning rate of each optimizer step, as training steps them
+        lrs.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    peak = cfg.optim.learning_rate
+    assert lrs[:3] == pytest.approx([0.0, peak / 2, peak])
+    assert all(b < a for a, b in pairwise(lrs[2:]))  # cosine decay after the warm-up
+
+
+@pytest.mark.parametrize("ratio", ["1.0", "3", "-0.1"])
+def test_warmup_ratio_outside_0_1_is_refused_before_anything_is_written(tmp_path, ratio):
+    """A float `warmup_steps` >= 1 would be read as a number of steps (1.0: one step, not the
+    whole run): refused, naming the key, before the run's folders are made."""
+    cfg = load_config(TrainConfig, SMOKE, [f"optim.warmup_ratio={ratio}"])
+    with pytest.raises(ValueError, match=r"optim\.warmup_ratio must be in \[0, 1\)"):
+        training.warmup_steps_arg(cfg)
+    data = training.PreparedData([], [], 0, {})
+    with pytest.raises(ValueError, match=r"optim\.warmup_ratio"):
+        training.build_trainer(cfg, data, storage_path=str(tmp_path / "ray"))
+    assert not (tmp_path / "ray").exists()
+
+
 def test_max_length_never_cuts_an_answer(tiny_model_dir, data_files):
     cfg = _cfg(tiny_model_dir, data_files, "data.max_prompt_tokens=600")
     tok = load_tokenizer(str(tiny_model_dir))
@@ -455,3 +488,30 @@ def test_first_token_scores_match_an_unpadded_forward(tiny_model_dir, lora_adapt
                                   "adapter": str(lora_adapter_dir)})  # fmt: skip
     rows = scoring.Scorer(to_dict(cfg), str(tiny_model_dir)).score_notes(notes)
     np.testing.assert_allclose([r["p_error"] for r in rows], p_error, rtol=1e-4, atol=1e-6)
+
+
+def test_progress_lines_carry_the_tag_they_are_given(capsys):
+    """A run's lines read `[train] ...`, a Tune trial's `[trial <id>] ...`: the tag is passed to
+    the progress callback, not kept in a module global, so one process can show both."""
+    from types import SimpleNamespace
+
+    state = SimpleNamespace(
+        global_step=2, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True
+    )
+    trial = training.ProgressCallback("trial 1a2b")
+    trial.on_train_begin(None, state, None)
+    training.log0("outside any trial")
+    run = training.ProgressCallback()
+    run.on_log(None, state, None, logs={"loss": 1.5})
+    trial.on_log(None, state, None, logs={"train_loss": 1.25})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "[trial 1a2b] resumed from checkpoint at step 2",
+        "[trial 1a2b] training to step 4",
+        "[train] outside any trial",
+    ]
+    assert re.fullmatch(r"\[train\] step 2/4  loss 1\.5  tokens/s \S+  eta \S+s", lines[3])
+    assert re.fullmatch(
+        r"\[trial 1a2b\] finished at step 2 in \S+s, mean train loss 1\.25", lines[4]
+    )
+    assert len(lines) == 5
