@@ -89,6 +89,18 @@ def filesystem(uri: str) -> tuple[Any, str, str]:
     return fs, path, f"{scheme}://"
 
 
+def file_sha256(uri: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (compressed bytes as stored), on any filesystem."""
+    import hashlib
+
+    fs, path, _ = filesystem(str(uri))
+    sha = hashlib.sha256()
+    with fs.open_input_stream(path, compression=None) as fh:
+        while block := fh.read(BLOCK):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def is_local(fs: Any) -> bool:
     return type(fs).__name__ == "LocalFileSystem"
 

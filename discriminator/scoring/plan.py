@@ -34,6 +34,7 @@ from discriminator.sources import (
     InputFile,
     Scanner,
     SourceError,
+    file_sha256,
     filesystem,
 )
 
@@ -135,16 +136,6 @@ def _stat(f: InputFile) -> tuple[int, int]:
     info = fs.get_file_info(path)
     mtime = info.mtime_ns if info.mtime_ns is not None else 0
     return int(info.size or 0), int(mtime)
-
-
-def file_sha256(uri: str) -> str:
-    """SHA-256 of a file's bytes (compressed bytes as stored), on any filesystem."""
-    fs, path, _ = filesystem(uri)
-    sha = hashlib.sha256()
-    with fs.open_input_stream(path, compression=None) as fh:
-        while block := fh.read(BLOCK):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _parquet_layout(f: InputFile, chunk_rows: int) -> tuple[int, str, list[str]]:

@@ -28,7 +28,7 @@ from discriminator.training.checkpoints import (
     previous_good_checkpoint,
 )
 from discriminator.training.data import PreparedData, prepare_data
-from discriminator.training.export import MODEL_CARD, export_adapter, merge_adapter, sha256_file
+from discriminator.training.export import MODEL_CARD, export_adapter, merge_adapter
 from discriminator.training.job import (
     TrainingFailed,
     build_trainer,
@@ -78,7 +78,6 @@ __all__ = [
     "resume_dir",
     "scaling_config",
     "setup_model",
-    "sha256_file",
     "train_loop_per_worker",
     "training_failure_message",
     "warmup_steps_arg",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 from discriminator import __version__, prompt
 from discriminator.config import TrainConfig, dump_yaml, to_dict
 from discriminator.runtime import private_dir
+from discriminator.sources import file_sha256
 from discriminator.training.checkpoints import ADAPTER_FILES, check_checkpoint_dir
 from discriminator.training.objective import FIRST_TOKEN_METRICS
 
@@ -29,14 +29,6 @@ def _git_sha() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 MODEL_CARD = """# Clinical discharge-note discriminator (LoRA adapter)
@@ -108,7 +100,7 @@ def export_adapter(
         "package_version": __version__,
         "git_sha": _git_sha(),
         "base_model": cfg.model.name_or_path,
-        "adapter_sha256": sha256_file(out / "adapter_model.safetensors"),
+        "adapter_sha256": file_sha256(out / "adapter_model.safetensors"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": to_dict(cfg),
     }
