@@ -1,6 +1,8 @@
-"""Training throughput: plain transformers + PEFT loops, TRL `SFTTrainer` baselines, and the
-project's training path (`discriminator.training.trainer.build_sft_trainer`, what every Ray
-Train worker runs), on the same synthetic notes with a realistic length mix.
+"""Training throughput on a GPU: the project's training path against plain and TRL baselines.
+
+Plain transformers + PEFT loops, TRL `SFTTrainer` baselines, and the project's training path
+(`discriminator.training.trainer.build_sft_trainer`, what every Ray Train worker runs), on the
+same synthetic notes with a realistic length mix.
 
 Every mode trains `warmup + steps` optimizer steps and reports, over the `steps` after warm-up:
 real (non-padding) input tokens/s, step time, final loss, and the process's peak CUDA memory

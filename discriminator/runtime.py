@@ -1,5 +1,7 @@
-"""Process environment for the jobs: quiet, offline-friendly defaults, private files, and a Ray
-that nobody else on the machine can reach.
+"""Process environment for the jobs: quiet defaults, private files, a Ray nobody else can reach.
+
+Quiet, offline-friendly defaults; owner-only files (umask 077); and a Ray that nobody else on the
+machine can reach.
 
 A local Ray instance (no RAY_ADDRESS) runs in a fresh owner-only folder with an unpredictable name
 (`<RAY_TMPDIR or /tmp>/ray-XXXXXXXX`, mode 0700); Ray's own temp tree is `ray/` inside it, so the

@@ -1,5 +1,7 @@
-"""Where notes come from: filesystems, inputs (files, folders, globs) named relative to their root,
-file formats (JSONL, CSV, TSV, parquet; gzip/zstd), record boundaries and record parsing.
+"""Where notes come from: input files, their formats, record boundaries and record parsing.
+
+Filesystems, inputs (files, folders, globs) named relative to their root, file formats (JSONL,
+CSV, TSV, parquet; gzip/zstd), record boundaries and record parsing.
 
 Scoring (`discriminator.scoring`) and the training/validation reader (`discriminator.data`) share
 this module, so a file reads the same way everywhere and a derived id (`2019/notes.jsonl:5`)

@@ -1,5 +1,6 @@
-"""Archives as users hold them: every format reads the same records, ids never collide across
-folders, re-runs over changed inputs give exactly one current row per note or stop before
+"""Archives as users hold them: formats, same-named files, re-runs, `--update`, MIMIC layout.
+
+Every format reads the same records, ids never collide across folders, re-runs over changed inputs give exactly one current row per note or stop before
 scoring, `--update` adds what is new (and resumes when interrupted), MIMIC-IV-Note's
 `discharge.csv.gz` scores as it ships."""
 
