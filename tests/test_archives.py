@@ -1,8 +1,8 @@
 """Archives as users hold them: formats, same-named files, re-runs, `--update`, MIMIC layout.
 
-Every format reads the same records, ids never collide across folders, re-runs over changed inputs give exactly one current row per note or stop before
-scoring, `--update` adds what is new (and resumes when interrupted), MIMIC-IV-Note's
-`discharge.csv.gz` scores as it ships."""
+Every format reads the same records, ids never collide across folders, re-runs over changed inputs
+give exactly one current row per note or stop before scoring, `--update` adds what is new (and
+resumes when interrupted), MIMIC-IV-Note's `discharge.csv.gz` scores as it ships."""
 
 from __future__ import annotations
 

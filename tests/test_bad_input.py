@@ -1,6 +1,7 @@
 """Bad input never crashes validation or scoring.
 
-Property-based tests (hypothesis) and one real scoring job on the fixed nasty corpus in tests/nasty/. See RELIABILITY.md."""
+Property-based tests (hypothesis) and one real scoring job on the fixed nasty corpus in
+tests/nasty/. See RELIABILITY.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Faults with real process kills, in training and in scoring.
 
-Training driver SIGKILL + resume, corrupted checkpoints, a killed Ray Data scoring actor, SIGINT/SIGTERM during scoring. See RELIABILITY.md."""
+Training driver SIGKILL + resume, corrupted checkpoints, a killed Ray Data scoring actor,
+SIGINT/SIGTERM during scoring. See RELIABILITY.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """On a CUDA GPU (about 2 minutes; skipped without one): training, scoring and merge on the device.
 
-The project's QLoRA trainer on NF4 weights, the scorer's prefill and generation, and the bf16 merge, each on the device.
+The project's QLoRA trainer on NF4 weights, the scorer's prefill and generation, and the bf16
+merge, each on the device.
 
     python -m pytest -m gpu tests/test_gpu.py
 """

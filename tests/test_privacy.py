@@ -1,6 +1,7 @@
 """Privacy and safe loading: no note text in logs, owner-only files, a Ray nobody else reaches.
 
-A canary note through train -> score -> evaluate with debug logging, owner-only permissions, pickle refusal, trust_remote_code never on. See RELIABILITY.md."""
+A canary note through train -> score -> evaluate with debug logging, owner-only permissions, pickle
+refusal, trust_remote_code never on. See RELIABILITY.md."""
 
 from __future__ import annotations
 
