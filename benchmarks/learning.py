@@ -244,6 +244,35 @@ def _print(key: str, p: dict) -> None:
     )
 
 
+def markdown_table(report: dict) -> str:
+    """The report's curves as the README's table: each figure with its 95% interval."""
+    from discriminator import prompt
+
+    def f(x: Any, ci: Any = None) -> str:
+        if x is None:
+            return "–"
+        return f"{x:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{x:.2f}"
+
+    rows = [
+        "| base, loss | examples | AUROC [95% CI] | balanced acc. [95% CI] | category named "
+        "[95% CI] | flagged | recall: clin. / time / PHI / just. / struct. | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in report["curves"].values():
+        for p in c["points"]:
+            recall = " / ".join(f(p["recall"].get(k)) for k in prompt.CATEGORIES)
+            train_s = p.get("train_seconds")
+            rows.append(
+                f"| {c['model']}, decision weight {c['decision_weight']:g} | {p['examples']} | "
+                f"{f(p['auroc'], p.get('auroc_ci95'))} | "
+                f"{f(p['balanced_accuracy'], p.get('balanced_accuracy_ci95'))} | "
+                f"{f(p['category_named'], p.get('category_named_ci95'))} | "
+                f"{f(p.get('flagged_share'))} | {recall} | "
+                f"{'–' if train_s is None else f'{train_s:.1f}'} |"
+            )
+    return "\n".join(rows)
+
+
 def _band(ax: Any, x: list, pts: list[dict], key: str, color: str) -> None:
     """The 95% interval of a figure along the curve, shaded (points without one are gaps)."""
     lo = [p[key][0] if p.get(key) else float("nan") for p in pts]
@@ -324,7 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-steps", type=int, default=10, help="checkpoint interval (resume)")
     p.add_argument("--work", default="runs/learning", help="data and checkpoints (resumable)")
     p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--table", action="store_true",
+                   help="print the report in --out as a markdown table (with intervals); no run")  # fmt: skip
     args = p.parse_args(argv)
+    if args.table:
+        if not Path(args.out).exists():
+            p.error(f"{args.out} not found: run the benchmark first")
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
     args.dtype = args.dtype or ("bfloat16" if common.on_cuda() else "float32")
     args.learning_rate = {"smollm2": args.lr_smollm2, "tiny": args.lr_tiny}
     for m in args.models:
@@ -341,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.work) / "data"
     # Curves of other models or weights may be added to a report; anything else makes a new one.
-    skip = ("out", "work", "models", "decision_weights", "learning_rate")
+    skip = ("out", "work", "models", "decision_weights", "learning_rate", "table")
     settings = {k: v for k, v in vars(args).items() if k not in skip}
     if problem := check_work(Path(args.work), settings):
         p.error(problem)

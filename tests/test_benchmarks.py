@@ -162,6 +162,12 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
         log = capsys.readouterr().out
         assert "training to" not in log and "zero-shot" not in log
         assert json.loads(out.read_text())["curves"] == report["curves"]
+        # the README's table, from the report alone: one row per point, intervals beside figures
+        assert learning.main([*args, "--table"]) == 0
+        table = capsys.readouterr().out.strip().splitlines()
+        assert len(table) == 2 + 3 and "AUROC [95% CI]" in table[0]
+        bal = points[1]["balanced_accuracy_ci95"]
+        assert f"{points[1]['balanced_accuracy']:.2f} [{bal[0]:.2f}, {bal[1]:.2f}]" in table[3]
     finally:
         ray.shutdown()
 
