@@ -31,7 +31,6 @@ import html
 import io
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 
 from discriminator import metrics as M
 from discriminator.data import Record, read_records
+from discriminator.files import write_atomic
 from discriminator.runtime import private_dir
 
 PLOTS = (
@@ -54,24 +54,6 @@ PLOTS = (
 )
 EXAMPLES_PER_GROUP = 5
 TRAIN_METRICS = "metrics.json"  # in the adapter folder, written by training.export_adapter
-
-
-# ---------------------------------------------------------------------------------------------
-# Owner-only output (notes are PHI and these folders sit on shared clusters)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a 0o600 file atomically (temp file beside it, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,11 +758,11 @@ def write_report(
         plots["training_curves.png"] = plot_training(extras.curves)
     for name in PLOTS:
         if name in plots:
-            write_private(out / name, plots[name])
+            write_atomic(out / name, plots[name], private=True)
         else:
             (out / name).unlink(missing_ok=True)
     page = out / "report.html"
-    write_private(page, render_html(m, plots, extras).encode("utf-8"))
+    write_atomic(page, render_html(m, plots, extras), private=True)
     return page
 
 
@@ -863,7 +845,7 @@ def evaluate(
         }
     out = Path(out_dir)
     private_dir(out)
-    write_private(out / "metrics.json", json.dumps(m, indent=2, allow_nan=False).encode("utf-8"))
+    write_atomic(out / "metrics.json", json.dumps(m, indent=2, allow_nan=False), private=True)
     extras = build_extras(data, labels.records, scores_dir, id_column, train_metrics, show_text)
     write_report(m, data, out, extras)
     return m
