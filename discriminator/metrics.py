@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from discriminator.data import ReadResult, read_records
+from discriminator.numbers import fmt
 from discriminator.prompt import CATEGORIES, GOOD, OTHER, category_of
 
 NO_REASON = "no_reason"  # predicted error (threshold override) but the scorer wrote no reason
@@ -730,18 +731,13 @@ def interval_text(d: dict[str, Any], key: str) -> str:
 
 def figure_text(d: dict[str, Any], key: str) -> str:
     """`d[key]` to 3 decimals (n/a when undefined) and its 95% interval when there is one."""
-    x = d.get(key)
-    text = "n/a" if x is None else f"{x:.3f}"
+    text = fmt(d.get(key))
     ci = interval_text(d, key)
     return f"{text} {ci}" if ci else text
 
 
 def format_summary(m: dict[str, Any]) -> str:
     """A few lines for stdout: counts and headline metrics (numbers only, never note text)."""
-
-    def f(x: Any) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
-
     fi = figure_text
 
     c = m["counts"]
@@ -749,17 +745,17 @@ def format_summary(m: dict[str, Any]) -> str:
         f"labelled {c['labelled']}  evaluated {c['evaluated']} (good {c['label_good']}, "
         f"error {c['label_error']})  invalid_input {c['invalid_input']}  failed {c['failed']}  "
         f"missing {c['missing_from_scores']}  unlabelled scores {c['scores_without_labels']}",
-        f"decision {m['decision']}: accuracy {f(m['accuracy'])}  balanced "
+        f"decision {m['decision']}: accuracy {fmt(m['accuracy'])}  balanced "
         f"{fi(m, 'balanced_accuracy')}  precision {fi(m, 'precision')}  recall {fi(m, 'recall')}"
         f"  F1 {fi(m, 'f1')}",
-        f"AUROC {fi(m, 'auroc')}  AUPRC {fi(m, 'auprc')}  ECE {f(m['calibration']['ece'])}  "
+        f"AUROC {fi(m, 'auroc')}  AUPRC {fi(m, 'auprc')}  ECE {fmt(m['calibration']['ece'])}  "
         f"category accuracy {fi(m, 'category_accuracy')}",
     ]
     if m.get("intervals"):
         lines.append(f"[brackets: 95% intervals, {m['intervals']['method']}]")
     if m["best_f1"]:
         b = m["best_f1"]
-        lines.append(f"best F1 {f(b['f1'])} at p_error >= {b['threshold']:.4g}")
+        lines.append(f"best F1 {fmt(b['f1'])} at p_error >= {b['threshold']:.4g}")
     op = m.get("operating_point")
     if op and op.get("threshold") is not None:
         ((what, value),) = op["target"].items()
@@ -771,14 +767,14 @@ def format_summary(m: dict[str, Any]) -> str:
     base = m.get("baseline")
     if base:
         lines.append(
-            f"vs baseline ({base['notes']} notes in both): AUROC {f(base['auroc'])} vs "
-            f"{f(base['baseline_auroc'])}, difference {fi(base, 'auroc_diff')}; balanced accuracy "
-            f"{f(base['balanced_accuracy'])} vs {f(base['baseline_balanced_accuracy'])}, "
+            f"vs baseline ({base['notes']} notes in both): AUROC {fmt(base['auroc'])} vs "
+            f"{fmt(base['baseline_auroc'])}, difference {fi(base, 'auroc_diff')}; balanced accuracy "
+            f"{fmt(base['balanced_accuracy'])} vs {fmt(base['baseline_balanced_accuracy'])}, "
             f"difference {fi(base, 'balanced_accuracy_diff')}"
         )
     for cat, v in m["per_category"].items():
         lines.append(
-            f"  {cat:<15} n={v['n']:<5} recall {fi(v, 'recall')}  named {f(v['named_rate'])}"
+            f"  {cat:<15} n={v['n']:<5} recall {fi(v, 'recall')}  named {fmt(v['named_rate'])}"
         )
     lines += [f"note: {n}" for n in m["notes"]]
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from discriminator import metrics as M
+from discriminator import numbers
 from discriminator.data import Record, read_records
 from discriminator.files import write_atomic
 from discriminator.runtime import private_dir
@@ -451,12 +452,8 @@ def read_reasons(scores_dir: str | Path, ids: set[str]) -> dict[str, str | None]
 
 
 def fmt(x: Any) -> str:
-    """How numbers appear in the page (tests look for these strings)."""
-    if x is None:
-        return "n/a"
-    if isinstance(x, float):
-        return f"{x:.3f}"
-    return html.escape(str(x))
+    """How a value appears in the page (tests look for these strings): `numbers.fmt`, escaped."""
+    return html.escape(numbers.fmt(x))
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
