@@ -95,7 +95,7 @@ def plot_confusion(m: dict[str, Any]) -> bytes:
 
 def _operating_point(m: dict[str, Any]) -> tuple[float | None, float | None]:
     c = m["confusion"]
-    fpr = M._ratio(c["fp"], c["fp"] + c["tn"])
+    fpr = M.ratio(c["fp"], c["fp"] + c["tn"])
     return fpr, m["recall"]
 
 
@@ -405,7 +405,7 @@ def select_examples(
         else:
             continue
         groups.setdefault(key, []).append(i)
-    cats = M._category_order({c for c, _ in groups})
+    cats = M.category_order({c for c, _ in groups})
     order = [k for k, _ in KINDS]
     examples: list[Example] = []
     totals: dict[tuple[str, str], int] = {}
