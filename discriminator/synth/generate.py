@@ -19,7 +19,8 @@ from ..prompt import CATEGORIES, GOOD
 from .check import check_story, check_text
 from .inject import ERROR_KINDS, inject
 from .render import pick_style, render
-from .story import HARD_NEGATIVES, Story, build_story, make_patient
+from .story import HARD_NEGATIVES, Story, make_patient
+from .story_build import build_story
 
 LENGTHS = ("realistic", "short")
 _BLOCK = 20  # errors are placed exactly round(error_rate * 20) per block of 20 records
