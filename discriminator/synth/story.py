@@ -31,6 +31,33 @@ HARD_NEGATIVES = (
 )
 
 
+@dataclass(frozen=True)
+class Acute:
+    """A reason for admission: the script a story is built around (see `acute`)."""
+
+    key: str
+    dx: str
+    lateral: bool
+    service: str
+    cc: tuple[str, ...]
+    hpi: tuple[str, ...]  # symptom sentences, in order
+    ed: str  # emergency-department sentence
+    exam: tuple[tuple[str, str], ...]  # (system, finding)
+    labs: tuple[tuple[str, str], ...]  # (lab key, "H"/"L") on admission
+    studies: tuple[str, ...]  # imaging / tests, first one always rendered
+    inpatient: tuple[str, ...]  # drugs given in hospital (allergy checks include them)
+    course: tuple[str, ...]  # course sentences, the first ones matter most
+    dc_meds: tuple[tuple[str, ...], ...]  # alternatives: groups of new discharge drugs
+    procedure: str | None  # name template ({side})
+    proc_day: int  # hospital day of the procedure (0 = admission day)
+    ruled_out: tuple[tuple[str, str], ...]  # (diagnosis, how it was excluded)
+    revised_from: tuple[str, str] | None  # (initial diagnosis, why it was revised)
+    specialty: str
+    los: tuple[int, int]
+    why: str  # lay explanation for the instructions
+    same_day_ok: bool = False
+
+
 @dataclass
 class Patient:
     pid: str

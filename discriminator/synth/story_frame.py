@@ -6,8 +6,8 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .acute import ACUTES, Acute
-from .story import Patient, age_on
+from .acute import ACUTES
+from .story import Acute, Patient, age_on
 
 
 @dataclass(frozen=True)
