@@ -26,6 +26,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from discriminator.files import write_atomic
+from discriminator.numbers import fmt, percentiles
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = REPO / "ray_jobs" / "configs"
@@ -212,12 +215,11 @@ def window(marks: list[tuple[int, float, float]], warmup: int) -> dict[str, Any]
     }
 
 
-def percentiles(values: list[int]) -> dict[str, float]:
+def length_stats(values: list[int]) -> dict[str, float]:
+    """Mean (1 decimal) and p0/p50/p90/p100 of token lengths."""
     if not values:
         return {}
-    s = sorted(values)
-    pick = {f"p{q}": s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))] for q in (0, 50, 90, 100)}
-    return {"mean": round(sum(s) / len(s), 1), **pick}
+    return {"mean": round(sum(values) / len(values), 1), **percentiles(values, (0, 50, 90, 100))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,9 +398,7 @@ def worker_main(spec_path: str, result_path: str) -> int:
     except Exception as e:
         traceback.print_exc()
         out = {"error": f"{type(e).__name__}: {e}"[:2000]}
-    tmp = Path(result_path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, default=str))
-    os.replace(tmp, result_path)
+    write_atomic(result_path, json.dumps(out, default=str))
     return 0 if "error" not in out else 1
 
 
@@ -412,22 +412,11 @@ def report_path(out_dir: str | Path, bench: str, gpu: str | None, when: str) -> 
 
 def write_json(path: Path, report: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def fmt(x: Any, spec: str = ".2f") -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return format(x, spec)
-    return str(x)
+    return write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[fmt(c) for c in r] for r in rows]
+    cells = [[fmt(c, ".2f", none="-") for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     line = "  ".join(
         h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from discriminator.files import write_atomic
+from discriminator.numbers import fmt
 
 DEFAULT_OUT = common.RESULTS / "learning_cpu.json"
 
@@ -192,9 +194,7 @@ def begin_run(report: dict) -> None:
 
 def _save(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(report, indent=2) + "\n")
     plot(report, path.with_suffix(".png"))
 
 
@@ -233,13 +233,11 @@ def run_curve(args: argparse.Namespace, report: dict, model: str, weight: float)
 
 
 def _print(key: str, p: dict) -> None:
-    def f(x: Any) -> str:
-        return "n/a" if x is None else f"{x:.2f}"
-
-    recall = " ".join(f"{c[:5]} {f(v)}" for c, v in p["recall"].items())
+    recall = " ".join(f"{c[:5]} {fmt(v, '.2f')}" for c, v in p["recall"].items())
     print(
-        f"[learning] {key} @ {p['examples']} examples: AUROC {f(p['auroc'])}  balanced "
-        f"{f(p['balanced_accuracy'])}  named {f(p['category_named'])}  recall: {recall}",
+        f"[learning] {key} @ {p['examples']} examples: AUROC {fmt(p['auroc'], '.2f')}  balanced "
+        f"{fmt(p['balanced_accuracy'], '.2f')}  named {fmt(p['category_named'], '.2f')}  "
+        f"recall: {recall}",
         flush=True,
     )
 

@@ -94,7 +94,7 @@ def prepare(s: dict[str, Any]) -> dict[str, Any]:
         "notes": prepared.num_rows,
         "error_notes": sum(r["reason"] != "good" for r in recs),
         "notes_cut_to_fit": cut,
-        "prompt_tokens": common.percentiles(lengths),
+        "prompt_tokens": common.length_stats(lengths),
         "prepare_notes_per_s_one_cpu": round(prepared.num_rows / prep_s, 1),
     }
 

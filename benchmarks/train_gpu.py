@@ -112,7 +112,7 @@ def prepare(s: dict[str, Any], out_path: Path) -> dict[str, Any]:
         "error_notes": sum(
             r["completion"][0]["content"] != '{"reason": "good"}' for r in data.train
         ),
-        "example_tokens": common.percentiles(lengths),
+        "example_tokens": common.length_stats(lengths),
         "max_length": data.max_length,
         "truncated": data.stats.get("train_truncated"),
     }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from discriminator import sources
+from discriminator.numbers import percentiles
 from discriminator.prompt import category_of, normalize_reason
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -253,13 +254,6 @@ def load_valid(paths: str | Path | list[str | Path], on_invalid: str = "error") 
             f"no valid records in {', '.join(map(str, paths if isinstance(paths, list) else [paths]))}"
         )
     return result
-
-
-def percentiles(values: list[int], qs: tuple[int, ...] = (0, 50, 90, 99, 100)) -> dict[str, int]:
-    if not values:
-        return {}
-    s = sorted(values)
-    return {f"p{q}": s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))] for q in qs}
 
 
 def summarize(result: ReadResult, tokenizer: Any = None) -> dict[str, Any]:

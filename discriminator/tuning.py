@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from discriminator.config import TrainConfig, TuneConfig, dump_yaml, from_dict, to_dict
+from discriminator.files import write_atomic
 from discriminator.training import PreparedData
 
 PARAMS = ("r", "learning_rate", "alpha_multiple")
@@ -529,15 +531,12 @@ def _planned_trials(cfg: TuneConfig, out: Path) -> int:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        path.write_text("")
-        return
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+    buf = io.StringIO(newline="")
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
 
 
 def _print_summary(

@@ -132,15 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         _stage(i, total, title, cmd)
 
     from discriminator.metrics import figure_text
+    from discriminator.numbers import fmt
 
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     print(f"\nDemo finished in {time.time() - t0:,.0f}s")
     print(f"  adapter:  {out / 'adapter'}")
     print(f"  scores:   {out / 'scores'}")
     print(f"  report:   {out / 'report' / 'report.html'}")
-
-    def fmt(x: object) -> str:
-        return f"{x:.3f}" if isinstance(x, float) else str(x)
 
     print(
         f"  balanced accuracy {figure_text(metrics, 'balanced_accuracy')}  F1 {fmt(metrics.get('f1'))}"

@@ -1,6 +1,6 @@
 """Synthetic US hospital discharge summaries with labelled error injection.
 
-Notes are rendered from structured patient stories (`story.py`) in several house styles
+Notes are rendered from structured patient stories (`story*.py`) in several house styles
 (`render.py`); error notes carry exactly one injected error (`inject.py`, 34 kinds over the five
 categories of `discriminator.prompt`), good notes include hard negatives (unusual but correct:
 held-then-resumed drugs with a reason, ruled-out diagnoses, same-day discharges, pending labs,

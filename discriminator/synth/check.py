@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from .render import LABELS, ORDER, REQUIRED, SHORT_KEYS
+from .render import LABELS, ORDER, REQUIRED
 from .story import Story, age_on
 from .vocab import ALLERGIES, CONTRAINDICATED, DRUGS, LABS, MONTHS
 
@@ -264,8 +264,3 @@ def check_text(note: str) -> list[str]:
         if a in allergies and any(c in meds for c in conflicts):
             p.append("discharge drug conflicts with an allergy")
     return p
-
-
-def required_sections(short: bool) -> tuple[str, ...]:
-    """Section keys a note of this profile must contain."""
-    return tuple(k for k in REQUIRED if not short or k in SHORT_KEYS)

@@ -14,11 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..numbers import percentiles
 from ..prompt import CATEGORIES, GOOD
 from .check import check_story, check_text
 from .inject import ERROR_KINDS, inject
 from .render import pick_style, render
-from .story import HARD_NEGATIVES, Story, build_story, make_patient
+from .story import HARD_NEGATIVES, Story, make_patient
+from .story_build import build_story
 
 LENGTHS = ("realistic", "short")
 _BLOCK = 20  # errors are placed exactly round(error_rate * 20) per block of 20 records
@@ -168,20 +170,12 @@ def check_consistency(record_or_story: dict[str, Any] | Story) -> list[str]:
     return problems
 
 
-def _percentiles(values: list[int]) -> dict[str, int]:
+def _word_counts(values: list[int]) -> dict[str, int]:
+    """min, nearest-rank p5..p95, max."""
     if not values:
         return {}
-    v = sorted(values)
-    pick = lambda q: v[min(len(v) - 1, max(0, math.ceil(q / 100 * len(v)) - 1))]  # noqa: E731
-    return {
-        "min": v[0],
-        "p5": pick(5),
-        "p25": pick(25),
-        "p50": pick(50),
-        "p75": pick(75),
-        "p95": pick(95),
-        "max": v[-1],
-    }
+    inner = percentiles(values, (5, 25, 50, 75, 95), method="inverted_cdf")
+    return {"min": min(values), **inner, "max": max(values)}
 
 
 def stats_of(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,7 +193,7 @@ def stats_of(records: list[dict[str, Any]]) -> dict[str, Any]:
         "categories": dict(sorted(cats.items())),
         "kinds": dict(sorted(kinds.items())),
         "hard_negatives": dict(sorted(hns.items())),
-        "words": _percentiles([len(r["note"].split()) for r in records]),
+        "words": _word_counts([len(r["note"].split()) for r in records]),
     }
 
 

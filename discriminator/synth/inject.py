@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 
 from ..prompt import CATEGORY_LABELS
 from .render import (
@@ -86,10 +86,6 @@ def _section(kind: str, *reasons: str):
         return fn
 
     return deco
-
-
-def _d(d: date, style: Style) -> str:
-    return fmt_date(d, style)
 
 
 def _other_side(side: str) -> str:
@@ -349,7 +345,7 @@ def _admit_after(s: Story, style: Style, rng: random.Random):
         s.discharge = s.admit - timedelta(days=k)
     else:
         s.admit = s.discharge + timedelta(days=k)
-    return {"a": _d(s.admit, style), "d": _d(s.discharge, style)}, "header"
+    return {"a": fmt_date(s.admit, style), "d": fmt_date(s.discharge, style)}, "header"
 
 
 @_story(
@@ -368,9 +364,9 @@ def _proc_outside(s: Story, style: Style, rng: random.Random):
         p.day, rel = s.discharge + timedelta(days=rng.randint(2, 20)), "after"
     return {
         "proc": p.name,
-        "pd": _d(p.day, style),
-        "a": _d(s.admit, style),
-        "d": _d(s.discharge, style),
+        "pd": fmt_date(p.day, style),
+        "a": fmt_date(s.admit, style),
+        "d": fmt_date(s.discharge, style),
         "rel": rel,
     }, "procedures"
 
@@ -387,8 +383,8 @@ def _fu_before(s: Story, style: Style, rng: random.Random):
     u.day = s.discharge - timedelta(days=rng.randint(1, 12))
     return {
         "who": u.who,
-        "fd": _d(u.day, style),
-        "d": _d(s.discharge, style),
+        "fd": fmt_date(u.day, style),
+        "d": fmt_date(s.discharge, style),
         "spec": u.specialty,
     }, "followup"
 
@@ -407,9 +403,9 @@ def _age_dob(s: Story, style: Style, rng: random.Random):
     if abs(calc - s.hdr_age) < 2:
         return None
     return {
-        "dob": _d(dob, style),
+        "dob": fmt_date(dob, style),
         "calc": calc,
-        "a": _d(s.admit, style),
+        "a": fmt_date(s.admit, style),
         "age": s.hdr_age,
     }, "header"
 
@@ -431,8 +427,8 @@ def _pod(s: Story, style: Style, rng: random.Random):
     return {
         "claimed": claim[2],
         "real": real,
-        "pd": _d(p.day, style),
-        "date": _d(p.day + timedelta(days=real), style),
+        "pd": fmt_date(p.day, style),
+        "date": fmt_date(p.day + timedelta(days=real), style),
     }, "course"
 
 
@@ -448,7 +444,7 @@ def _lab_after(s: Story, style: Style, rng: random.Random):
     for lab in s.labs:
         if lab.day == last:
             lab.day = new
-    return {"ld": _d(new, style), "d": _d(s.discharge, style)}, "results"
+    return {"ld": fmt_date(new, style), "d": fmt_date(s.discharge, style)}, "results"
 
 
 @_story(
@@ -459,7 +455,7 @@ def _lab_after(s: Story, style: Style, rng: random.Random):
 )
 def _sign_before(s: Story, style: Style, rng: random.Random):
     s.sign_date = s.admit - timedelta(days=rng.randint(1, 40))
-    return {"sd": _d(s.sign_date, style), "a": _d(s.admit, style)}, "signature"
+    return {"sd": fmt_date(s.sign_date, style), "a": fmt_date(s.admit, style)}, "signature"
 
 
 @_story(
@@ -474,8 +470,8 @@ def _los(s: Story, style: Style, rng: random.Random):
     s.los_claim = s.los + rng.choice((2, 3, 5)) if s.los < 3 or rng.random() < 0.5 else s.los - 2
     return {
         "claim": s.los_claim,
-        "a": _d(s.admit, style),
-        "d": _d(s.discharge, style),
+        "a": fmt_date(s.admit, style),
+        "d": fmt_date(s.discharge, style),
         "los": s.los,
     }, "header"
 
@@ -722,7 +718,7 @@ def _proc_unexplained(s: Story, style: Style, rng: random.Random):
     name = rng.choice(PROCEDURE_POOL)
     day = s.admit + timedelta(days=rng.randint(0, s.los))
     s.procedures.append(Procedure(name, day, ""))
-    return {"proc": name, "pd": _d(day, style)}, "procedures"
+    return {"proc": name, "pd": fmt_date(day, style)}, "procedures"
 
 
 # --------------------------------------------------------------------------------------------
@@ -816,7 +812,7 @@ def _token(secs: Sections, s: Story, style: Style, rng: random.Random):
     body = dict((k, b) for k, _, b in secs)
     if "___" not in s.narr_name and s.narr_name in body["hpi"]:
         opts.append(("hpi", s.narr_name, "{{PATIENT_NAME}}", "the patient's name"))
-    fd = _d(s.followups[0].day, style)
+    fd = fmt_date(s.followups[0].day, style)
     opts.append(("followup", fd, "<DATE>", "the appointment date"))
     m = s.dc_meds[0] if s.dc_meds else None
     if m and f"{m.dose} {m.unit}" in body["dc_meds"]:
