@@ -244,12 +244,8 @@ def _print(key: str, p: dict) -> None:
 
 def markdown_table(report: dict) -> str:
     """The report's curves as the README's table: each figure with its 95% interval."""
-    from discriminator import prompt
-
-    def f(x: Any, ci: Any = None) -> str:
-        if x is None:
-            return "–"
-        return f"{x:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{x:.2f}"
+    from discriminator import metrics, prompt
+    from discriminator.numbers import fmt
 
     rows = [
         "| base, loss | examples | AUROC [95% CI] | balanced acc. [95% CI] | category named "
@@ -258,16 +254,16 @@ def markdown_table(report: dict) -> str:
     ]
     for c in report["curves"].values():
         for p in c["points"]:
-            recall = " / ".join(f(p["recall"].get(k)) for k in prompt.CATEGORIES)
-            train_s = p.get("train_seconds")
-            rows.append(
-                f"| {c['model']}, decision weight {c['decision_weight']:g} | {p['examples']} | "
-                f"{f(p['auroc'], p.get('auroc_ci95'))} | "
-                f"{f(p['balanced_accuracy'], p.get('balanced_accuracy_ci95'))} | "
-                f"{f(p['category_named'], p.get('category_named_ci95'))} | "
-                f"{f(p.get('flagged_share'))} | {recall} | "
-                f"{'–' if train_s is None else f'{train_s:.1f}'} |"
-            )
+            cells = [
+                f"{c['model']}, decision weight {c['decision_weight']:g}",
+                str(p["examples"]),
+                *(metrics.figure_text(p, k, ".2f", "–")
+                  for k in ("auroc", "balanced_accuracy", "category_named")),
+                fmt(p.get("flagged_share"), ".2f", "–"),
+                " / ".join(fmt(p["recall"].get(k), ".2f", "–") for k in prompt.CATEGORIES),
+                fmt(p.get("train_seconds"), ".1f", "–"),
+            ]  # fmt: skip
+            rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

@@ -220,17 +220,17 @@ def compute_from_labels(
     return metrics, data
 
 
-def interval_text(d: dict[str, Any], key: str) -> str:
+def interval_text(d: dict[str, Any], key: str, spec: str = ".3f") -> str:
     """`[low, high]` of the 95% interval of `d[key]` (`d[key + "_ci95"]`), or empty."""
     ci = d.get(f"{key}_ci95")
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    return f"[{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else ""
 
 
-def figure_text(d: dict[str, Any], key: str) -> str:
-    """`d[key]` to 3 decimals (n/a when undefined) and its 95% interval when there is one."""
-    text = fmt(d.get(key))
-    ci = interval_text(d, key)
-    return f"{text} {ci}" if ci else text
+def figure_text(d: dict[str, Any], key: str, spec: str = ".3f", none: str = "n/a") -> str:
+    """`d[key]` as `spec` (`none` when undefined) and its 95% interval when there is one."""
+    text = fmt(d.get(key), spec, none)
+    ci = interval_text(d, key, spec)
+    return f"{text} {ci}" if ci and d.get(key) is not None else text
 
 
 def format_summary(m: dict[str, Any]) -> str:

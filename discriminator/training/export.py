@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from discriminator import __version__, prompt
+from discriminator import __version__, numbers, prompt
 from discriminator.config import TrainConfig, dump_yaml, to_dict
 from discriminator.runtime import private_dir
 from discriminator.sources import file_sha256
@@ -107,7 +107,7 @@ def export_adapter(
     (out / "discriminator.json").write_text(json.dumps(provenance, indent=2))
 
     def fmt(x: Any) -> str:
-        return "n/a" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+        return numbers.fmt(x, ".4f")
 
     (out / "README.md").write_text(
         MODEL_CARD.format(
