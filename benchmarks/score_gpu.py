@@ -199,12 +199,23 @@ def _load_unmerged(s: dict[str, Any]) -> tuple[Any, Any, str, float]:
     return tok, model, dev, time.perf_counter() - t0
 
 
-def _decision_ids(tok: Any) -> tuple[int, list[int]]:
-    """The `good` token and the error categories' first tokens, as the scorer reads them."""
-    from discriminator.prompt import CATEGORIES, first_token_ids
-
-    ids = first_token_ids(tok)
-    return ids["good"], [ids[c] for c in CATEGORIES]
+def _baseline(
+    s: dict[str, Any], notes: int, wall: float, load_s: float, p_error: list[float],
+    settings: dict[str, Any], **figures: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A plain baseline's result: throughput, load time, memory, per-note p_error, settings."""
+    return {
+        "kind": "baseline",
+        "notes": notes,
+        "wall_s": round(wall, 3),
+        "notes_per_s": round(notes / wall, 3),
+        "load_s": round(load_s, 1),
+        **figures,
+        "memory": common.memory(),
+        "p_error": p_error,
+        "settings": {"quantization": s["plain_quant"], "lora": "unmerged",
+                     "batch": s["plain_batch"], **settings, "order": "input"},
+    }  # fmt: skip
 
 
 def run_plain(s: dict[str, Any]) -> dict[str, Any]:
@@ -212,11 +223,11 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import GenerationConfig
 
-    from discriminator.prompt import ANSWER_PREFIX, parse_reason
-    from discriminator.scoring import p_error_from_logits
+    from discriminator.prompt import ANSWER_PREFIX, decision_ids, parse_reason
+    from discriminator.scoring import left_pad, p_error_from_logits
 
     tok, model, dev, load_s = _load_unmerged(s)
-    good_id, error_ids = _decision_ids(tok)
+    good_id, error_ids = decision_ids(tok)
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|eot_id|>")}
     eos = sorted(i for i in eos if isinstance(i, int) and i != tok.unk_token_id)
     gen = GenerationConfig(
@@ -231,14 +242,9 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
     seqs = _seqs(s["prepared_path"], s["plain_notes"])
 
     def batch_generate(batch: list[list[int]], **kw: Any) -> Any:
-        width = max(len(x) for x in batch)
-        ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, x in enumerate(batch):  # left padding
-            ids[i, width - len(x) :] = torch.tensor(x)
-            mask[i, width - len(x) :] = 1
+        ids, mask = left_pad(batch, tok.pad_token_id)
         with torch.inference_mode():
-            return width, model.generate(
+            return ids.shape[1], model.generate(
                 input_ids=ids.to(dev), attention_mask=mask.to(dev), generation_config=gen, **kw
             )
 
@@ -258,25 +264,11 @@ def run_plain(s: dict[str, Any]) -> dict[str, Any]:
             v = parse_reason(ANSWER_PREFIX + text).verdict
             parsed[v] = parsed.get(v, 0) + 1
     wall = common.now() - start
-    return {
-        "kind": "baseline",
-        "notes": len(seqs),
-        "wall_s": round(wall, 3),
-        "notes_per_s": round(len(seqs) / wall, 3),
-        "load_s": round(load_s, 1),
-        "generated_tokens": new_tokens,
-        "parsed_generations": parsed,
-        "memory": common.memory(),
-        "p_error": p_error,
-        "settings": {
-            "quantization": s["plain_quant"],
-            "lora": "unmerged",
-            "batch": b,
-            "max_new_tokens": s["plain_new_tokens"],
-            "padding": "left",
-            "order": "input",
-        },
-    }
+    return _baseline(
+        s, len(seqs), wall, load_s, p_error,
+        {"max_new_tokens": s["plain_new_tokens"], "padding": "left"},
+        generated_tokens=new_tokens, parsed_generations=parsed,
+    )  # fmt: skip
 
 
 def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
@@ -285,10 +277,11 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
     each note's last token; no generation, no length bucketing."""
     import torch
 
+    from discriminator.prompt import decision_ids
     from discriminator.scoring import p_error_from_logits
 
     tok, model, dev, load_s = _load_unmerged(s)
-    good_id, error_ids = _decision_ids(tok)
+    good_id, error_ids = decision_ids(tok)
     seqs = _seqs(s["prepared_path"], s["plain_notes"])
 
     def last_logits(batch: list[list[int]]) -> Any:
@@ -311,23 +304,10 @@ def run_prefill(s: dict[str, Any]) -> dict[str, Any]:
         logits = last_logits(seqs[i : i + b])
         p_error += p_error_from_logits(logits, good_id, error_ids).tolist()
     wall = common.now() - start
-    return {
-        "kind": "baseline",
-        "notes": len(seqs),
-        "wall_s": round(wall, 3),
-        "notes_per_s": round(len(seqs) / wall, 3),
-        "load_s": round(load_s, 1),
-        "memory": common.memory(),
-        "p_error": p_error,
-        "settings": {
-            "quantization": s["plain_quant"],
-            "lora": "unmerged",
-            "batch": b,
-            "generation": "none (prefill only)",
-            "padding": "right",
-            "order": "input",
-        },
-    }
+    return _baseline(
+        s, len(seqs), wall, load_s, p_error,
+        {"generation": "none (prefill only)", "padding": "right"},
+    )  # fmt: skip
 
 
 def _verdicts(p_error: Any, threshold: float) -> str:

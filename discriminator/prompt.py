@@ -291,3 +291,10 @@ def first_token_ids(tokenizer: Any) -> dict[str, int]:
     if len(set(ids.values())) != len(ids):
         raise ValueError(f"categories share a first answer token: {ids}")
     return ids
+
+
+def decision_ids(tokenizer: Any) -> tuple[int, list[int]]:
+    """(the first token of "good", the error categories' first tokens in `CATEGORIES` order):
+    the decision tokens p_error is read over. Raises as `first_token_ids` does."""
+    ids = first_token_ids(tokenizer)
+    return ids[GOOD], [ids[c] for c in CATEGORIES]

@@ -17,7 +17,7 @@ from discriminator.prompt import (
     GOOD,
     OTHER,
     answer_ids,
-    first_token_ids,
+    decision_ids,
     parse_reason,
 )
 from discriminator.scoring.prepare import fit_prompts, prompt_head, tokenizer_for
@@ -207,15 +207,16 @@ class Scorer:
         self.tok = tokenizer_for(tokenizer)
         prompt_head(self.tok)
         self.prefix, self.good_id = answer_ids(self.tok)
-        try:  # the tokens an error answer starts with ("Timeline", "PHI", ...)
-            firsts = first_token_ids(self.tok)
-            self.decision_error_ids: list[int] | None = [firsts[c] for c in CATEGORIES]
-            self.error_ids = list(self.decision_error_ids)
-            self.category_of_id = {firsts[c]: c for c in CATEGORIES}
+        # The tokens an error answer starts with ("Timeline", "PHI", ...): what p_error is read
+        # over, and what a flagged note's reason starts from.
+        self.error_ids: list[int] | None
+        try:
+            _, self.error_ids = decision_ids(self.tok)
+            self.category_of_id = dict(zip(self.error_ids, CATEGORIES))
+            self.first_candidates = self.error_ids
         except ValueError:  # labels share a first token: any token but "good"
-            self.decision_error_ids = None
-            self.error_ids = [i for i in range(len(self.tok)) if i != self.good_id]
-            self.category_of_id = {}
+            self.error_ids, self.category_of_id = None, {}
+            self.first_candidates = [i for i in range(len(self.tok)) if i != self.good_id]
         eos = {self.tok.eos_token_id}
         eos |= {self.tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")}
         eos = sorted(i for i in eos if isinstance(i, int) and i != self.tok.unk_token_id)
@@ -229,7 +230,7 @@ class Scorer:
 
     def decide(self, logits: Any) -> tuple[np.ndarray, np.ndarray]:
         """(p_error, off_decision) per row of prefill logits (`decision_probs`)."""
-        return decision_probs(logits, self.good_id, self.decision_error_ids)
+        return decision_probs(logits, self.good_id, self.error_ids)
 
     def prefill(self, seqs: list[list[int]]) -> np.ndarray:
         """Last-position logits [batch, vocab] from one forward pass over prompt + answer prefix."""
@@ -265,7 +266,7 @@ class Scorer:
                 phase = "generation"
                 first = None
                 if mode == "threshold":  # the verdict is the prefill's: the reason must follow it
-                    first = forced_first_tokens(logits[want], self.error_ids)
+                    first = forced_first_tokens(logits[want], self.first_candidates)
                     decided = {
                         i: c
                         for i, f in zip(want, first.tolist())

@@ -22,10 +22,8 @@ def first_token_scores(
     (`scoring.decision_probs`), and the category whose label's first token is likeliest."""
     from discriminator.scoring import decision_probs, last_logits
 
-    prefix, good_id = prompt.answer_ids(tokenizer)
-    cats = prompt.first_token_ids(tokenizer)
-    cat_names = [c for c in cats if c != prompt.GOOD]
-    cat_ids = [cats[c] for c in cat_names]
+    prefix, _ = prompt.answer_ids(tokenizer)
+    good_id, cat_ids = prompt.decision_ids(tokenizer)
     seqs = []
     for messages in prompts:
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
@@ -38,7 +36,7 @@ def first_token_scores(
         logits = last_logits(model, seqs[start : start + step], tokenizer.pad_token_id, device)
         p_error += decision_probs(logits.numpy(), good_id, cat_ids)[0].tolist()
         # softmax is monotonic: the likeliest category token is the one with the largest logit
-        predicted += [cat_names[j] for j in logits[:, cat_ids].argmax(-1).tolist()]
+        predicted += [prompt.CATEGORIES[j] for j in logits[:, cat_ids].argmax(-1).tolist()]
     return p_error, predicted
 
 
