@@ -62,6 +62,11 @@ def _run(cfg: TrainConfig) -> int:
     from discriminator import training
     from discriminator.modeling import ModelNotFound, check_model, load_tokenizer
 
+    try:  # settings first: a bad value is said before the model and the data are read
+        training.check_settings(cfg)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:  # validated before Ray starts: a missing model or bad data never reaches a worker
         console.stage("checking the base model and the data")
         check_model(cfg.model.name_or_path)

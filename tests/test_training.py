@@ -134,6 +134,22 @@ def test_warmup_ratio_outside_0_1_is_refused_before_anything_is_written(tmp_path
     assert not (tmp_path / "ray").exists()
 
 
+def test_train_job_says_a_bad_setting_before_reading_model_or_data(tmp_path, capfd):
+    """The job checks its settings first: one `error:` line, no model or data read, no Ray."""
+    import ray
+
+    from ray_jobs import train
+
+    missing = tmp_path / "no-such-data.jsonl"  # never reached: the setting is refused first
+    rc = train.main(["--config", str(SMOKE), "--train_data", str(missing),
+                     "--set", "optim.warmup_ratio=1.0", "--set", "model.name_or_path=/nowhere"])  # fmt: skip
+    err = capfd.readouterr().err
+    assert rc == 2
+    assert "error: optim.warmup_ratio must be in [0, 1)" in err and "Traceback" not in err
+    assert "nowhere" not in err and str(missing) not in err
+    assert not ray.is_initialized()
+
+
 def test_max_length_never_cuts_an_answer(tiny_model_dir, data_files):
     cfg = _cfg(tiny_model_dir, data_files, "data.max_prompt_tokens=600")
     tok = load_tokenizer(str(tiny_model_dir))

@@ -32,6 +32,7 @@ from discriminator.training.export import MODEL_CARD, export_adapter, merge_adap
 from discriminator.training.job import (
     TrainingFailed,
     build_trainer,
+    check_settings,
     failure_config,
     scaling_config,
     training_failure_message,
@@ -63,6 +64,7 @@ __all__ = [
     "build_sft_trainer",
     "build_trainer",
     "check_checkpoint_dir",
+    "check_settings",
     "decision_weights",
     "disable_cpu_inference_repack",
     "export_adapter",

@@ -19,6 +19,15 @@ from discriminator.training.data import PreparedData
 from discriminator.training.trainer import train_loop_per_worker, warmup_steps_arg
 
 
+def check_settings(cfg: TrainConfig) -> Any:
+    """The run's settings that need no data, model or cluster (workers, elasticity, warm-up),
+    checked: ValueError naming the key, else the Ray Train `ScalingConfig`. The train job calls it
+    before reading the model and the data; `build_trainer` before it writes anything."""
+    scaling = scaling_config(cfg)
+    warmup_steps_arg(cfg)
+    return scaling
+
+
 def build_trainer(
     cfg: TrainConfig,
     data: PreparedData,
@@ -32,8 +41,7 @@ def build_trainer(
     import ray
     from ray.train import CheckpointConfig, RunConfig
 
-    scaling = scaling_config(cfg)  # checks run.elastic/min_workers before anything is written
-    warmup_steps_arg(cfg)  # and optim.warmup_ratio
+    scaling = check_settings(cfg)  # before anything is written
     storage = os.path.abspath(storage_path or cfg.run.storage_path)
     name = name or cfg.run.name
     private_dir(storage)  # checkpoints hold training state: owner-only unless made shared
