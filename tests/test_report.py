@@ -475,6 +475,10 @@ def test_intervals_operating_point_and_baseline_in_json_console_and_page(tmp_pat
                 r["p_error"] = float(rng.random())
                 r["verdict"] = "error" if r["p_error"] >= 0.5 else "good"
         pq.write_table(pa.Table.from_pylist(t), part)
+    # the baseline was scored with this package's p_error; the scores' manifest records none (v1)
+    (base_dir / "_manifest.json").write_text(
+        json.dumps({"base_model": "base-only", "provenance": {"scoring_version": "v2"}})
+    )
     out = tmp_path / "eval"
     argv = ["--labels", str(lab), "--scores", str(d), "--out", str(out)]
     rc = main([*argv, "--target-recall", "0.9", "--baseline", str(base_dir), "--bootstrap", "300"])
@@ -492,6 +496,8 @@ def test_intervals_operating_point_and_baseline_in_json_console_and_page(tmp_pat
     assert base["notes"] == m["counts"]["evaluated"] and base["scores"] == str(base_dir)
     assert base["auroc_diff"] == pytest.approx(base["auroc"] - base["baseline_auroc"])
     assert base["auroc_diff_ci95"][0] <= base["auroc_diff"] <= base["auroc_diff_ci95"][1]
+    assert base["provenance"]["base_model"] == "base-only"
+    assert any("different scoring versions (v1, v2)" in n for n in m["notes"])
     text = capfd.readouterr().out
     assert "95% intervals" in text and "recall >= 0.9: p_error >=" in text
     assert "vs baseline (" in text and CANARY not in text

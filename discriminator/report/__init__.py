@@ -145,10 +145,10 @@ def evaluate(
     )  # fmt: skip
     if baseline is not None:
         base = M.join(labels.records, M.read_scores(baseline), threshold, id_column)
-        manifests = [M.read_manifest(d) for d in (scores_dir, baseline)]
+        base_manifest = M.read_manifest(baseline)
         versions = {  # none recorded: an output from before scoring versions (v1)
             str((man.get("provenance") or {}).get("scoring_version") or "v1")
-            for man in manifests
+            for man in (M.read_manifest(scores_dir), base_manifest)
             if man
         }
         if len(versions) > 1:
@@ -158,7 +158,7 @@ def evaluate(
             )
         m["baseline"] = {
             "scores": str(baseline),
-            "provenance": M.provenance(M.read_manifest(baseline)) or None,
+            "provenance": M.provenance(base_manifest) or None,
             **M.paired_difference(data, base, n_boot),
         }
     out = Path(out_dir)
