@@ -181,7 +181,7 @@ def check_work(work: Path, settings: dict) -> str | None:
                     f"({', '.join(diff)}); use another --work or remove it")  # fmt: skip
         return None
     work.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=1) + "\n")
+    write_atomic(path, json.dumps(wanted, indent=1) + "\n")
     return None
 
 
@@ -245,7 +245,6 @@ def _print(key: str, p: dict) -> None:
 def markdown_table(report: dict) -> str:
     """The report's curves as the README's table: each figure with its 95% interval."""
     from discriminator import metrics, prompt
-    from discriminator.numbers import fmt
 
     rows = [
         "| base, loss | examples | AUROC [95% CI] | balanced acc. [95% CI] | category named "
