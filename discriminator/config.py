@@ -109,13 +109,17 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     output_dir: str = "runs/llama3-discriminator"
-    """Where the final adapter directory is written."""
+    """Where the final adapter directory is written (a job submitted with `ray job submit`
+    needs an absolute path on storage every node sees)."""
     storage_path: str = "runs/ray"
-    """Ray Train storage (a shared filesystem on a cluster): checkpoints live here."""
+    """Ray Train storage (a shared filesystem on a cluster, absolute under `ray job submit`):
+    checkpoints live here."""
     name: str = "discriminator-train"
     """Run name; re-running with the same name resumes from its last checkpoint."""
-    num_workers: int = 1
-    """Ray Train workers (one per GPU); with `elastic`, the most workers."""
+    num_workers: int | Literal["auto"] = "auto"
+    """Ray Train workers; auto: one per GPU the cluster has (with use_gpu false, one per node),
+    and in a sweep one per trial, so that the trials fill the cluster. With `elastic`, the most
+    workers."""
     elastic: bool = False
     """Elastic training (Ray Train V2, `ScalingConfig(num_workers=(min_workers, num_workers))`):
     start with as many workers as the cluster can place, at least `min_workers`; when a node is

@@ -313,3 +313,82 @@ def loopback_torch_config(**kwargs: Any) -> Any:
             return _Backend
 
     return _Config(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs submitted with `ray job submit`: they run in an uploaded copy of the code
+
+# Ray's job supervisor gives the entrypoint its runtime environment in this variable.
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+_UPLOAD_MARK = f"{os.sep}runtime_resources{os.sep}working_dir_files{os.sep}"
+
+
+class UploadPathError(ValueError):
+    """A job in an uploaded working directory was given a path that resolves inside it."""
+
+
+def uploaded_working_dir() -> Path | None:
+    """The uploaded copy of the code this process runs in (the working directory of a job
+    submitted with a runtime environment's `working_dir`, e.g. `--runtime-env
+    cluster/runtime-env.yaml`), else None. Ray deletes that folder with its session, and only
+    code is uploaded into it (cluster/runtime-env.yaml leaves notes and outputs out)."""
+    import json
+
+    cwd = Path.cwd()
+    if _UPLOAD_MARK in f"{cwd}{os.sep}":
+        return cwd
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        job = json.loads(os.environ.get(_JOB_CONFIG_ENV) or "{}")
+        if (job.get("runtime_env") or {}).get("working_dir"):
+            return cwd
+    return None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_job_paths(
+    outputs: dict[str, str | None], inputs: dict[str, str | list[str] | None]
+) -> None:
+    """In an uploaded working directory (`uploaded_working_dir`), refuse with one line a path
+    setting that resolves inside the upload: an output there is deleted with the Ray session,
+    and notes are never uploaded. `outputs` and `inputs` map setting names (`run.output_dir`) to
+    their values, checked in that order; URIs (`s3://...`) and synthetic specs (`synth:...`) pass.
+    Local runs (no upload) keep relative paths."""
+    upload = uploaded_working_dir()
+    if upload is None:
+        return
+    found: list[tuple[str, str, bool]] = []
+    for is_output, settings in ((True, outputs), (False, inputs)):
+        for name, value in settings.items():
+            for v in value if isinstance(value, list) else [value]:
+                if not v or "://" in v or v.startswith("synth:"):
+                    continue
+                p = Path(v).expanduser()
+                if not p.is_absolute() or _inside(p, upload):
+                    found.append((name, v, is_output))
+                    break
+    if not found:
+        return
+    name, value, is_output = found[0]
+    where = (
+        f"is a relative path, and this job runs in an uploaded copy of the code ({upload})"
+        if not Path(value).expanduser().is_absolute()
+        else f"lies in the uploaded copy of the code this job runs in ({upload})"
+    )
+    why = (
+        "which Ray deletes with its session: nothing written there is kept"
+        if is_output
+        else "into which notes and data are never uploaded"
+    )
+    also = f" (also: {', '.join(n for n, _, _ in found[1:])})" if len(found) > 1 else ""
+    example = f"/shared/{Path(value).name or 'path'}"
+    raise UploadPathError(
+        f"{name}={value} {where}, {why}; give an absolute path on storage every node sees, "
+        f"e.g. --set {name}={example}{also}"
+    )

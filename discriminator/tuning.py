@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from discriminator import placement
 from discriminator.config import TrainConfig, TuneConfig, dump_yaml, from_dict, to_dict
 from discriminator.files import write_atomic
+from discriminator.placement import AUTO
 from discriminator.training import PreparedData
 
 PARAMS = ("r", "learning_rate", "alpha_multiple")
@@ -130,12 +132,19 @@ def trial_train_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig
     return cfg
 
 
+def trial_workers(train: TrainConfig) -> int:
+    """Ray Train workers per trial: `run.num_workers`, where auto means one (in a sweep the
+    trials, not the workers, fill the cluster)."""
+    n = train.run.num_workers
+    return 1 if n == AUTO else int(n)
+
+
 def auto_concurrency(train: TrainConfig, resources: dict[str, float]) -> int:
     """Trials that fit at once: cluster GPUs // GPUs per trial (CPUs on a CPU-only run)."""
     if train.run.use_gpu:
-        per_trial, have, what = train.run.num_workers, resources.get("GPU", 0), "GPU"
+        per_trial, have, what = trial_workers(train), resources.get("GPU", 0), "GPU"
     else:
-        per_trial = train.run.num_workers * train.run.cpus_per_worker
+        per_trial = trial_workers(train) * train.run.cpus_per_worker
         have, what = resources.get("CPU", 0), "CPU"
     n = int(have // per_trial) if per_trial > 0 else 1
     if n < 1:
@@ -144,6 +153,35 @@ def auto_concurrency(train: TrainConfig, resources: dict[str, float]) -> int:
             "set search.max_concurrent_trials to wait for an autoscaler"
         )
     return n
+
+
+def sweep_placement(
+    cfg: TuneConfig, concurrency: int, nodes: list[dict[str, float]]
+) -> tuple[str, str | None]:
+    """What the sweep trains on, said as the train job says it (`training 4 trials at a time on
+    1 GPU worker each: 4 GPUs on 1 node`), and a warning when GPUs of the cluster stay idle."""
+    run = cfg.train.run
+    per = trial_workers(cfg.train)
+    kind = "GPU" if run.use_gpu else "CPU"
+    worker = f"{per} {kind} worker" + ("" if per == 1 else "s")
+    where = placement.describe_gpus(nodes) if run.use_gpu else f"{len(nodes)} node(s)"
+    line = f"training {concurrency} trial(s) at a time on {worker} each: {where}"
+    gpus = placement.gpu_total(nodes)
+    warning = None
+    at_once = min(concurrency, cfg.search.num_samples) * per
+    if run.use_gpu and at_once < gpus:
+        why = (
+            f"search.num_samples={cfg.search.num_samples}"
+            if cfg.search.num_samples < concurrency
+            else f"search.max_concurrent_trials={concurrency}"
+        )
+        warning = (
+            f"warning: {why} x {worker} per trial leaves {gpus - at_once} of the cluster's "
+            f"{gpus} GPUs idle"
+        )
+    elif not run.use_gpu and gpus:
+        warning = f"warning: train.run.use_gpu=false leaves the cluster's {gpus} GPU(s) idle"
+    return line, warning
 
 
 def trial_dirname(trial: Any) -> str:
@@ -295,6 +333,7 @@ def sweep_dir(cfg: TuneConfig) -> Path:
 def _portable_base(train: TrainConfig) -> TrainConfig:
     """Trials run with the trial directory as working directory: make local paths absolute."""
     base = from_dict(TrainConfig, to_dict(train))
+    base.run.num_workers = trial_workers(train)
     if Path(base.model.name_or_path).exists():
         base.model.name_or_path = str(Path(base.model.name_or_path).absolute())
     return base
@@ -346,6 +385,10 @@ def run_sweep(cfg: TuneConfig, data: PreparedData) -> SweepOutcome:
             f"sweep {cfg.run.name}: {cfg.search.num_samples} trials, {concurrency} at a time, "
             f"{cfg.search.algorithm} search, ASHA on {cfg.asha.metric} ({cfg.asha.time_attr})"
         )
+        line, warning = sweep_placement(cfg, concurrency, placement.cluster_nodes())
+        log(line)
+        if warning:
+            log(warning)
         out.mkdir(parents=True, exist_ok=True)
         (out / "sweep_config.yaml").write_text(dump_yaml(cfg))
         tuner = tune.Tuner(

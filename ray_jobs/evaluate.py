@@ -3,8 +3,11 @@
 Usage (local, or on the cluster through Ray's job API; no Ray objects are needed):
 
     python -m ray_jobs.evaluate --labels data/eval.jsonl --scores runs/scores --out runs/eval
-    ray job submit --working-dir . -- python -m ray_jobs.evaluate \
-        --labels data/eval.jsonl --scores runs/scores --out runs/eval --threshold 0.3
+    ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.evaluate \
+        --labels /shared/eval.jsonl --scores /shared/scores --out /shared/eval --threshold 0.3
+
+Under `ray job submit` the code is uploaded, never notes: every path is absolute, on storage
+the head node sees; a relative one stops the job.
 
 Precedence: defaults < --config YAML < --labels/--scores/--out/--threshold/... < --set key=value.
 Without --threshold the scorer's verdicts decide. The report shows the training curves from the
@@ -31,6 +34,7 @@ from discriminator.config import (
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
 from discriminator.metrics import EvalError, format_summary
+from discriminator.runtime import UploadPathError, check_job_paths
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
@@ -103,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     if print_only:
         print(dump_yaml(cfg), end="")
         return 0
+    try:  # under `ray job submit`: nothing written into, or read from, the uploaded code
+        check_job_paths(
+            {"out": cfg.out},
+            {"labels": cfg.labels, "scores": cfg.scores, "baseline": cfg.baseline,
+             "train_metrics": cfg.train_metrics},
+        )  # fmt: skip
+    except UploadPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with console.capture("eval", local_log_dir(f"{cfg.out}/logs"), verbose):
         return _run(cfg)
 

@@ -1,6 +1,10 @@
 """Score note archives with a fine-tuned adapter: Ray Data -> parquet (+ _manifest.json).
 
-    ray job submit --working-dir . -- python -m ray_jobs.score --adapter DIR --input PATH --output DIR
+    ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.score \\
+        --adapter /shared/ADAPTER --input /shared/PATH --output /shared/OUT
+
+Under `ray job submit` the code is uploaded, never notes: --adapter, --input and --output are
+absolute paths (or URIs) on storage every node sees; a relative one stops the job.
 
 PATH: JSONL, CSV or TSV files (plain, .gz or .zst) or parquet; files, folders or globs, local or
 URIs (file://, s3://, ...); several may be given. Every input row gives one output row (status ok /
@@ -36,7 +40,7 @@ from discriminator.config import (
     from_dict,
 )
 from discriminator.console import local_log_dir
-from discriminator.runtime import private_dir
+from discriminator.runtime import UploadPathError, check_job_paths, private_dir
 
 FLAGS = {  # --flag: (config field, help)
     "adapter": ("adapter", "PEFT adapter directory (safetensors), e.g. the train job's output"),
@@ -111,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    try:  # under `ray job submit`: nothing written into, or read from, the uploaded code
+        check_job_paths(
+            {"io.output": cfg.io.output}, {"io.input": cfg.io.input, "adapter": cfg.adapter}
+        )
+    except UploadPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if "://" not in cfg.io.output:
         private_dir(cfg.io.output)
     log_dir = local_log_dir(f"{cfg.io.output}/_logs")

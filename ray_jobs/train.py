@@ -2,9 +2,12 @@
 
 On this machine (starts a local Ray instance):
     python -m ray_jobs.train --config ray_jobs/configs/smoke.yaml
-On a Ray cluster (use absolute, shared paths for data, storage and output):
-    ray job submit --working-dir . -- python -m ray_jobs.train \\
-        --config ray_jobs/configs/llama31_8b_qlora.yaml --set run.storage_path=/shared/ray
+On a Ray cluster (the code is uploaded, never notes: data, storage and output are absolute
+paths on storage every node sees; run.num_workers auto trains on every GPU of the cluster):
+    ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.train \\
+        --config ray_jobs/configs/llama31_8b_qlora.yaml --set data.train_path=/shared/train.jsonl \\
+        --set data.eval_path=/shared/eval.jsonl --set run.storage_path=/shared/ray \\
+        --set run.output_dir=/shared/llama3-discriminator
 The seed's flags still work and land in the same config:
     python -m ray_jobs.train --train_data train.jsonl --eval_data eval.jsonl \\
         --output_dir ./llama3-discriminator-v2 --num_train_epochs 4 --learning_rate 1e-4 \\
@@ -30,7 +33,7 @@ from discriminator.config import (
 )
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
-from discriminator.runtime import PrivacyError, init_ray
+from discriminator.runtime import PrivacyError, UploadPathError, check_job_paths, init_ray
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    try:  # under `ray job submit`: nothing written into, or read from, the uploaded code
+        check_job_paths(
+            {"run.output_dir": cfg.run.output_dir, "run.storage_path": cfg.run.storage_path},
+            {"data.train_path": cfg.data.train_path, "data.eval_path": cfg.data.eval_path},
+        )
+    except UploadPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     log_dir = local_log_dir(f"{cfg.run.storage_path}/{cfg.run.name}/logs")
     with console.capture("train", log_dir, args.verbose):
@@ -88,7 +99,15 @@ def _run(cfg: TrainConfig) -> int:
     except PrivacyError as e:  # a token file or temp folder other users could reach
         print(f"error: {e}", file=sys.stderr)
         return 2
-    console.stage(f"training on {cfg.run.num_workers} Ray Train worker(s)")
+    try:  # run.num_workers auto: every GPU of the cluster (one worker per node without GPUs)
+        cfg, plan = training.resolve_workers(cfg)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"[train] {plan.line}", flush=True)
+    if plan.warning:
+        print(f"[train] {plan.warning}", flush=True)
+    console.stage(plan.line)
     result = training.build_trainer(cfg, data).fit()
     console.stage("exporting the adapter")
     out = training.export_adapter(

@@ -2,9 +2,11 @@
 
 On this machine (starts a local Ray instance):
     python -m ray_jobs.tune --config ray_jobs/configs/smoke_sweep.yaml
-On a Ray cluster (use absolute, shared paths for data and storage):
-    ray job submit --working-dir . -- python -m ray_jobs.tune --config ray_jobs/configs/llama31_8b_sweep.yaml
-    (add e.g. --set run.storage_path=/shared/ray --set train.data.train_path=/shared/train.jsonl)
+On a Ray cluster (the code is uploaded, never notes: data and storage are absolute paths on
+storage every node sees; one worker per trial and as many trials at a time as the GPUs hold):
+    ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.tune \\
+        --config ray_jobs/configs/llama31_8b_sweep.yaml --set run.storage_path=/shared/ray \\
+        --set train.data.train_path=/shared/train.jsonl --set train.data.eval_path=/shared/eval.jsonl
 Outputs go to <run.storage_path>/<run.name>/: trials.csv, summary.json, best.yaml (train config of
 the best trial), best-adapter/, sweep.png. Re-running the same command resumes an interrupted
 sweep; finished trials are not run again.
@@ -26,6 +28,7 @@ from discriminator.config import (
 )
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
+from discriminator.runtime import UploadPathError, check_job_paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
+    try:  # under `ray job submit`: nothing written into, or read from, the uploaded code
+        check_job_paths(
+            {"run.storage_path": cfg.run.storage_path},
+            {"train.data.train_path": cfg.train.data.train_path,
+             "train.data.eval_path": cfg.train.data.eval_path},
+        )  # fmt: skip
+    except UploadPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     log_dir = local_log_dir(f"{cfg.run.storage_path}/{cfg.run.name}/logs")
     with console.capture("tune", log_dir, args.verbose):

@@ -34,6 +34,7 @@ from discriminator.training.job import (
     build_trainer,
     check_settings,
     failure_config,
+    resolve_workers,
     scaling_config,
     training_failure_message,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "merge_adapter",
     "prepare_data",
     "previous_good_checkpoint",
+    "resolve_workers",
     "resume_dir",
     "scaling_config",
     "setup_model",

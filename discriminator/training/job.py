@@ -8,24 +8,60 @@ resumes from.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
-from discriminator.config import TrainConfig, to_dict
+from discriminator import placement
+from discriminator.config import TrainConfig, from_dict, to_dict
+from discriminator.placement import AUTO, WorkerPlan
 from discriminator.runtime import loopback_torch_config, private_dir
 from discriminator.training.checkpoints import latest_checkpoint_step
 from discriminator.training.data import PreparedData
 from discriminator.training.trainer import train_loop_per_worker, warmup_steps_arg
 
 
-def check_settings(cfg: TrainConfig) -> Any:
+def check_settings(cfg: TrainConfig) -> None:
     """The run's settings that need no data, model or cluster (workers, elasticity, warm-up),
-    checked: ValueError naming the key, else the Ray Train `ScalingConfig`. The train job calls it
-    before reading the model and the data; `build_trainer` before it writes anything."""
-    scaling = scaling_config(cfg)
+    checked: ValueError naming the key. The train job calls it before reading the model and the
+    data; `build_trainer` before it writes anything. `run.num_workers: auto` is resolved on the
+    cluster (`resolve_workers`)."""
+    r = cfg.run
+    if r.num_workers != AUTO and r.num_workers < 1:
+        raise ValueError(f"run.num_workers must be >= 1 or auto, got {r.num_workers}")
+    if r.elastic and (
+        r.min_workers < 1 or (r.num_workers != AUTO and r.min_workers > r.num_workers)
+    ):
+        raise ValueError(
+            f"run.elastic needs 1 <= run.min_workers <= run.num_workers, got "
+            f"min_workers={r.min_workers}, num_workers={r.num_workers}"
+        )
     warmup_steps_arg(cfg)
-    return scaling
+
+
+def resolve_workers(
+    cfg: TrainConfig, nodes: list[dict[str, float]] | None = None
+) -> tuple[TrainConfig, WorkerPlan]:
+    """The config with `run.num_workers` as a number for the cluster it runs on (`auto`: one
+    worker per GPU, or per node without GPUs) and the plan's line and warning for the console.
+    Ray must be initialised unless `nodes` is given."""
+    check_settings(cfg)
+    plan = placement.resolve(cfg.run, "training", nodes)
+    out = from_dict(TrainConfig, to_dict(cfg))
+    out.run.num_workers = plan.num_workers
+    if out.run.elastic:
+        if out.run.min_workers > plan.num_workers:
+            raise ValueError(
+                f"run.min_workers={out.run.min_workers} is more than the {plan.num_workers} "
+                f"worker(s) run.num_workers={cfg.run.num_workers} gives on this cluster"
+            )
+        plan = dataclasses.replace(
+            plan,
+            line=plan.line.replace(" on ", " on up to ", 1)
+            + f", at least {out.run.min_workers} (elastic)",
+        )
+    return out, plan
 
 
 def build_trainer(
@@ -41,7 +77,9 @@ def build_trainer(
     import ray
     from ray.train import CheckpointConfig, RunConfig
 
-    scaling = check_settings(cfg)  # before anything is written
+    if cfg.run.num_workers == AUTO:
+        cfg = resolve_workers(cfg)[0]
+    scaling = scaling_config(cfg)  # checked before anything is written
     storage = os.path.abspath(storage_path or cfg.run.storage_path)
     name = name or cfg.run.name
     private_dir(storage)  # checkpoints hold training state: owner-only unless made shared
@@ -80,14 +118,10 @@ def scaling_config(cfg: TrainConfig) -> Any:
     `run.min_workers` and `run.num_workers` (Ray Train V2's `num_workers=(min, max)`)."""
     from ray.train import ScalingConfig
 
+    check_settings(cfg)
     r = cfg.run
-    if r.num_workers < 1:
-        raise ValueError(f"run.num_workers must be >= 1, got {r.num_workers}")
-    if r.elastic and not 1 <= r.min_workers <= r.num_workers:
-        raise ValueError(
-            f"run.elastic needs 1 <= run.min_workers <= run.num_workers, got "
-            f"min_workers={r.min_workers}, num_workers={r.num_workers}"
-        )
+    if r.num_workers == AUTO:
+        raise ValueError("run.num_workers=auto: resolve it on the cluster first (resolve_workers)")
     return ScalingConfig(
         num_workers=(r.min_workers, r.num_workers) if r.elastic else r.num_workers,
         use_gpu=r.use_gpu,
