@@ -4,6 +4,7 @@
   discriminator synth --n N --out DIR     synthetic labelled discharge notes (train/eval/test)
   discriminator import-medec CSV --out F  convert the public MEDEC benchmark
   discriminator make-tiny-model --out DIR the tiny offline base model for tests and the demo
+  discriminator runtime-env               cluster/runtime-env.yaml (what `ray job submit` uploads)
 
 The jobs that use Ray (train, tune, score, evaluate) are `python -m ray_jobs.<job>`.
 """
@@ -93,6 +94,13 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runtime_env(args: argparse.Namespace) -> int:
+    from discriminator.cluster_env import runtime_env_yaml
+
+    sys.stdout.write(runtime_env_yaml())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="discriminator",
@@ -171,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", choices=["realistic", "short"], default="short")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_make_tiny_model)
+
+    p = sub.add_parser(
+        "runtime-env",
+        help="print cluster/runtime-env.yaml: `ray job submit`'s upload, without notes or runs",
+        description="Print the runtime environment for `ray job submit --runtime-env`: the "
+        "checkout as working_dir, excluding every note file the readers accept (any format, "
+        "plain or compressed, any letter case), data/runs/demo/cache folders, weights and "
+        "tokens. Regenerate with `discriminator runtime-env > cluster/runtime-env.yaml`.",
+    )
+    p.set_defaults(func=_runtime_env)
     return parser
 
 

@@ -210,13 +210,15 @@ class _TagHandler(logging.Handler):
 def local_log_dir(where: str | os.PathLike | None, fallback: str = "runs/logs") -> Path:
     """`where` when it is a local folder path, else `fallback` (a URI has no local folder); a
     job in an uploaded copy of the code (`ray job submit`) falls back to
-    `~/.cache/discriminator/logs` instead, since Ray deletes the upload with its session."""
+    the project's cache folder (`$DISCRIMINATOR_CACHE`, else `~/.cache/clinical-discriminator`)
+    under `logs/` instead, since Ray deletes the upload with its session."""
     from discriminator.runtime import uploaded_working_dir
 
     if where and "://" not in str(where):
         return Path(where)
     if uploaded_working_dir() is not None and not Path(fallback).is_absolute():
-        return Path.home() / ".cache" / "discriminator" / "logs"
+        cache = os.environ.get("DISCRIMINATOR_CACHE")
+        return Path(cache or Path.home() / ".cache" / "clinical-discriminator") / "logs"
     return Path(fallback)
 
 

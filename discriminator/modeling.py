@@ -484,6 +484,24 @@ class ModelNotFound(RuntimeError):
     """The base model is neither a local directory nor reachable on the hub (one-line message)."""
 
 
+def download_hint(repo_id: str) -> str:
+    """How to get a hub model where the jobs look for it, in one line: `hf download` into the
+    cache the jobs read (HF_HOME, or HF_HUB_CACHE when set apart), the gated-repo steps, shared
+    storage on a cluster, or a local copy."""
+    from huggingface_hub import constants
+
+    cache = f"HF_HOME={constants.HF_HOME}"
+    if Path(constants.HF_HUB_CACHE) != Path(constants.HF_HOME) / "hub":
+        cache = f"HF_HUB_CACHE={constants.HF_HUB_CACHE}"
+    return (
+        f"download it once from a machine with internet: `{cache} hf download {repo_id}` (a "
+        f"gated repo, as meta-llama/* are, first needs its licence accepted on "
+        f"https://huggingface.co/{repo_id} and `hf auth login`); on a cluster that cache must be "
+        "on storage every node sees (compute nodes are often offline); or set "
+        "model.name_or_path to a local copy (a folder with config.json + safetensors)"
+    )
+
+
 def check_model(name_or_path: str) -> str:
     """Resolve the base model on the driver, before any Ray worker tries to load it: a local
     directory with a config and safetensors weights, or a hub id already in the local HF cache
@@ -512,10 +530,7 @@ def check_model(name_or_path: str) -> str:
     cached = try_to_load_from_cache(resolved, "config.json")
     if isinstance(cached, str):
         return resolved
-    hint = (
-        f"download it where the hub is reachable (`huggingface-cli download {resolved}`, into "
-        f"HF_HOME={constants.HF_HOME}) or set model.name_or_path to a local copy"
-    )
+    hint = download_hint(resolved)
     if constants.HF_HUB_OFFLINE:
         raise ModelNotFound(
             f"base model {resolved}: not in the local Hugging Face cache and the hub is off "

@@ -55,6 +55,26 @@ BLANK = "<blank line>"  # a blank line is numbered but is not a row (JSON `null`
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a note may be far over csv's 128 kB default
 
 
+def note_file_patterns() -> list[str]:
+    """Glob patterns for every file name the readers take as notes: each `FORMAT_SUFFIXES` suffix,
+    plain and with each `COMPRESSION_SUFFIXES` suffix (compressed parquet too, which `file_kind`
+    refuses: harmless to list), e.g. `*.[cC][sS][vV].[gG][zZ]`.
+
+    The patterns are gitwildmatch (what Ray's `excludes`, `.gitignore` and `.rayignore` read),
+    which is case-sensitive, while `file_kind` matches suffixes case-blind: every letter is a
+    `[xX]` class so `NOTES.CSV` and `notes.Csv` match too. `cluster/runtime-env.yaml` excludes
+    them (`discriminator runtime-env`), so a note file never travels with a job's upload."""
+
+    def any_case(suffix: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in suffix)
+
+    return [
+        f"*{any_case(fmt)}{any_case(comp)}"
+        for fmt in FORMAT_SUFFIXES
+        for comp in ("", *COMPRESSION_SUFFIXES)
+    ]
+
+
 class SourceError(ValueError):
     """An input that cannot be listed or read (not found, unsupported, ambiguous names)."""
 

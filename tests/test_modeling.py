@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from discriminator import modeling
@@ -90,3 +95,32 @@ def test_tiny_pretraining_context_covers_the_discriminator_prompt(tmp_path):
     ids = tok([prompt.render_prompt(tok, n) for n in notes], add_special_tokens=False)["input_ids"]
     longest = max(len(x) for x in ids) + len(pre)
     assert 400 < longest <= r["pretrain"]["seq_len"], longest
+
+
+def test_a_hub_model_not_in_the_cache_says_how_to_download_it_today(monkeypatch, tmp_path):
+    """One line: `hf download` into the cache the jobs read, the gated-repo steps, shared storage
+    on a cluster, or a local copy; and the `hf` commands it names exist in the installed hub."""
+    from huggingface_hub import constants
+
+    hf_home = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    repo = "meta-llama/Llama-3.1-8B-Instruct"
+    with pytest.raises(modeling.ModelNotFound) as e:
+        modeling.check_model(repo)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"base model {repo}: not in the local Hugging Face")
+    assert f"`HF_HOME={hf_home} hf download {repo}`" in msg
+    assert f"licence accepted on https://huggingface.co/{repo}" in msg and "`hf auth login`" in msg
+    assert "every node sees" in msg and "model.name_or_path" in msg
+    assert "huggingface-cli" not in msg
+    # a cache set apart from HF_HOME is the one named
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    assert f"`HF_HUB_CACHE={tmp_path / 'hub-cache'} hf download {repo}`" in modeling.download_hint(
+        repo
+    )
+    hf = Path(sys.executable).parent / "hf"
+    for cmd in (["download", "--help"], ["auth", "login", "--help"]):
+        proc = subprocess.run([str(hf), *cmd], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "Usage: hf " in proc.stdout, (cmd, proc.stderr)

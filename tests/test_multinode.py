@@ -303,12 +303,14 @@ def test_two_node_cluster_has_two_hosts_with_their_own_addresses(nodes_up):
 
 @pytest.fixture(scope="module")
 def trained(two_nodes, env, tiny_model_dir, tmp_path_factory):
-    """Training with 2 Ray Train workers, through `cluster/submit --nodes 2 --wait`."""
+    """Training through `cluster/submit --nodes 2 --wait` with `run.num_workers=auto`: one Ray
+    Train worker per node (the nodes have no GPUs)."""
     tmp = tmp_path_factory.mktemp("mn-train")
     adapter = tmp / "adapter"
     _setup()
     t0 = time.monotonic()
-    rc, text, job_id = run_job(env, tmp / "slurm", train_cmd(tiny_model_dir, tmp / "ray", adapter))
+    cmd = train_cmd(tiny_model_dir, tmp / "ray", adapter, "run.num_workers=auto")
+    rc, text, job_id = run_job(env, tmp / "slurm", cmd)
     return {"rc": rc, "text": text, "job": job_id, "adapter": adapter, "storage": tmp / "ray",
             "seconds": time.monotonic() - t0}  # fmt: skip
 
@@ -317,6 +319,7 @@ def test_training_puts_one_worker_on_each_node(trained, tiny_model_dir):
     text = trained["text"]
     assert trained["rc"] == 0, text[-6000:]
     assert "all 2 node(s) joined" in text
+    assert "[train] training on 2 CPU workers: one on each of 2 nodes" in text
     workers = worker_hosts(text)
     assert sorted((rank, n) for _, rank, n, _, _ in workers) == [(0, 2), (1, 2)], workers
     hosts = {rank: host for _, rank, _, host, _ in workers}

@@ -584,41 +584,6 @@ def test_local_ray_listens_on_loopback_and_refuses_clients_without_the_token(ray
     assert sorted(p for p, a in answers.items() if a == "metrics") == [44217, 44227], found
 
 
-def test_runtime_env_upload_leaves_data_and_runs_out(tmp_path):
-    """`ray job submit --runtime-env cluster/runtime-env.yaml` packs the working directory with
-    Ray's own packaging: code goes, notes and runs stay."""
-    import zipfile
-
-    import yaml
-    from ray._private.runtime_env.packaging import create_package
-
-    env = yaml.safe_load((REPO / "cluster" / "runtime-env.yaml").read_text())
-    assert env["working_dir"] == "."
-    work = tmp_path / "repo"
-    files = [
-        "ray_jobs/train.py",
-        "discriminator/prompt.py",
-        "ray_jobs/configs/smoke.yaml",
-        "data/train.jsonl",
-        "runs/sweep/tuner.pkl",
-        "demo/data/eval.jsonl",
-        "archive/2019/notes.jsonl",
-        "discharge.csv.gz",
-        "exports/notes.parquet",
-        "runs/slurm/ray-cluster-7.token",
-        ".venv/bin/python",
-    ]
-    for f in files:
-        (work / f).parent.mkdir(parents=True, exist_ok=True)
-        (work / f).write_text("x")
-    pkg = tmp_path / "pkg.zip"
-    create_package(str(work), pkg, include_gitignore=False, excludes=env["excludes"])
-    packed = {n.rstrip("/") for n in zipfile.ZipFile(pkg).namelist()}
-    assert {"ray_jobs/train.py", "discriminator/prompt.py", "ray_jobs/configs/smoke.yaml"} <= packed
-    leaked = [f for f in files[3:] if f in packed]
-    assert leaked == [], leaked
-
-
 def test_score_job_refuses_a_loose_token_file_in_one_line(tiny_model_dir, tmp_path):
     token = tmp_path / "token"
     token.write_text("0" * 64)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -386,70 +385,6 @@ def test_killed_worker_resumes_from_last_checkpoint(tmp_path):
     assert metrics["global_step"] == 30
     steps = [h["step"] for h in metrics["log_history"] if "loss" in h]
     assert steps == sorted(steps) and steps[-1] == 30  # continued, not restarted
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_smoke_job_through_ray_job_submit(tmp_path):
-    """`ray start --head` on loopback, then `ray job submit --working-dir .` runs the smoke job."""
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    gcs, dash = _free_port(), _free_port()
-    temp = Path(f"/tmp/rt{os.getpid()}")
-    env = _env()
-    # as with an activated virtualenv: the job's `python` is the one with the project installed
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    head = subprocess.Popen(
-        [
-            ray_bin, "start", "--head", "--block",
-            "--node-ip-address=127.0.0.1", f"--port={gcs}",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-            f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=true",
-            f"--ray-client-server-port={_free_port()}",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        address = f"http://127.0.0.1:{dash}"
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            st = subprocess.run(
-                [ray_bin, "status", f"--address=127.0.0.1:{gcs}"],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if "Active:" in st.stdout:
-                break
-            time.sleep(1)
-        out = tmp_path / "adapter"
-        job = subprocess.run(
-            [
-                ray_bin, "job", "submit", f"--address={address}", "--working-dir", ".", "--",
-                "python", "-m", "ray_jobs.train", "--config", "ray_jobs/configs/smoke.yaml",
-                "--set", f"run.storage_path={tmp_path / 'ray'}", "--set", f"run.output_dir={out}",
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )  # fmt: skip
-        assert job.returncode == 0, (job.stdout + job.stderr)[-3000:]
-        assert "succeeded" in job.stdout
-        assert (out / "adapter_model.safetensors").is_file()
-    finally:
-        head.send_signal(signal.SIGTERM)  # this head only; never the host-wide `ray stop`
-        try:
-            head.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            head.kill()
 
 
 def test_first_token_metrics_from_scores():
