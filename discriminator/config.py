@@ -439,7 +439,10 @@ class ScoreIOSection:
     keep_text: bool = False
     """Copy the note text into the output (`note` column). Off by default: notes are PHI."""
     chunk_rows: int = 1024
-    """Input rows per resumable unit; each chunk becomes one part file, written atomically."""
+    """Most input rows per chunk, the resumable unit; each chunk becomes one part file, written
+    atomically. Small inputs are cut finer so that every scorer actor has work (a new output
+    whose inputs give fewer chunks than actors: about rows / actors per chunk, at least 16); the
+    size used is recorded in the output's manifest and kept by every later run into it."""
     retry_failed: bool = False
     """Re-score the rows of an existing output whose status is `failed`, in place (one row per
     input is kept); missing chunks are scored as on any resume."""

@@ -801,6 +801,99 @@ def test_each_part_is_written_as_its_chunk_is_scored_not_a_chunk_later(
     assert parts[0] < calls[1][1], f"first part at {parts[0]}, calls {calls}"
 
 
+class BarrierScorer(scoring.Scorer):
+    """The real scorer; each call (one chunk) first waits, up to 60 s, until two actor processes
+    have started a call, so a chunk queued behind another on one actor fails the test."""
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        seen = Path(f"{self.cfg.io.output}.actors")
+        seen.mkdir(exist_ok=True)
+        (seen / str(os.getpid())).touch()
+        until = time.monotonic() + 60
+        while len(list(seen.iterdir())) < 2 and time.monotonic() < until:
+            time.sleep(0.1)
+        return super().__call__(batch)
+
+
+def _csv(path: Path, ids: list[str], notes: list[str]) -> Path:
+    import pyarrow.csv as pa_csv
+
+    pa_csv.write_csv(pa.table({"id": ids, "note": notes}), path)
+    return path
+
+
+@pytest.mark.slow
+def test_small_file_is_cut_for_every_actor_and_later_runs_keep_its_chunks(
+    ray_local, tiny_model_dir, tmp_path
+):
+    """925 rows (MEDEC's test split) with io.chunk_rows=1024 on 2 scorer actors: two chunks, one
+    on each actor, one output row per input row; a resume, an --update and a --retry-failed of
+    that output (on 1 actor) keep the recorded chunk size, so no part is cut differently. The
+    later runs plan for real and score with the constant-time forward (`StandInScorer`)."""
+    import ray.cloudpickle
+
+    import benchmarks.score_scale
+    from benchmarks.score_scale import StandInScorer
+
+    ray.cloudpickle.register_pickle_by_value(benchmarks.score_scale)
+
+    ids = [f"n{k}" for k in range(925)]
+    first = _csv(tmp_path / "a.csv", ids, make_notes(925, seed=5, words=(8, 20)))
+    out = tmp_path / "out"
+    cfg = load_config(
+        ScoreConfig,
+        REPO / "ray_jobs/configs/smoke_score.yaml",
+        [f"model.name_or_path={tiny_model_dir}", "io.chunk_rows=1024", "scoring.generate=never",
+         "resources.num_actors=2", "resources.cpus_per_actor=0.5", "resources.prep_cpus=0.5"],
+    )  # fmt: skip
+    cfg.io.input, cfg.io.output = [str(first)], str(out)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    m = scoring.run_scoring(cfg, scorer=BarrierScorer)
+    assert (m["chunk_rows"], m["chunks"], m["identity"]["io"]["chunk_rows"]) == (463, 2, 1024)
+    assert [c[1] for c in m["inputs"][0]["chunks"]] == [463, 462]
+    assert len(list(Path(f"{out}.actors").iterdir())) == 2  # each actor scored a chunk
+    parts = sorted(p.name for p in out.glob("part-*.parquet"))
+    got = scoring.read_output(str(out)).column("note_id").to_pylist()
+    assert len(parts) == 2 and sorted(got) == sorted(ids)  # one row per input row
+
+    # resume: a part the last run did not write is scored again, the same rows under its name
+    (out / parts[1]).unlink()
+    m = scoring.run_scoring(cfg, scorer=StandInScorer)
+    assert m["this_run"]["chunks"] == 1 and m["this_run"]["rows"] in (462, 463)
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == parts
+    assert sorted(scoring.read_output(str(out)).column("note_id").to_pylist()) == sorted(ids)
+
+    # --update with a new file, on one actor: cut like the first (463), not by io.chunk_rows
+    more = [f"m{k}" for k in range(500)]
+    second = _csv(tmp_path / "b.csv", more, make_notes(500, seed=6, words=(8, 20)))
+    cfg.io.input, cfg.io.update, cfg.resources.num_actors = [str(first), str(second)], True, 1
+    m = scoring.run_scoring(cfg, scorer=StandInScorer)
+    assert m["chunk_rows"] == 463 and [c[1] for c in m["inputs"][1]["chunks"]] == [463, 37]
+    assert m["this_run"]["rows"] == 500 and m["rows"] == 1425
+
+    # --retry-failed of the finished output (nothing failed): the same 4 chunks, nothing to do
+    cfg.io.update, cfg.io.retry_failed = False, True
+    m = scoring.run_scoring(cfg)
+    assert (m["this_run"]["rows"], m["chunks"], m["chunk_rows"]) == (0, 4, 463)
+    got = scoring.read_output(str(out)).column("note_id").to_pylist()
+    assert len(got) == len(set(got)) == 1425
+
+    # an output written before the record (cut by io.chunk_rows): its rows appended later are
+    # cut by io.chunk_rows too
+    old_out = tmp_path / "old"
+    third = _csv(tmp_path / "c.csv", ids[:40], make_notes(40, seed=7, words=(8, 20)))
+    cfg.io.input, cfg.io.output, cfg.io.retry_failed = [str(third)], str(old_out), False
+    scoring.run_scoring(cfg, scorer=StandInScorer)
+    manifest = json.loads((old_out / scoring.MANIFEST).read_text())
+    del manifest["chunk_rows"]
+    (old_out / scoring.MANIFEST).write_text(json.dumps(manifest))
+    with open(third, "a") as fh:
+        fh.writelines(f'"x{k}","a note"\n' for k in range(1100))
+    cfg.io.update = True
+    m = scoring.run_scoring(cfg, scorer=StandInScorer)
+    assert [c[1] for c in m["inputs"][0]["chunks"]] == [40, 1024, 76] and m["rows"] == 1140
+
+
 @pytest.mark.slow
 def test_interrupted_then_killed_driver_resumes_to_one_row_per_input(tiny_model_dir, tmp_path):
     from benchmarks.archive import write_archive

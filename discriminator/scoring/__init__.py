@@ -4,10 +4,12 @@ Pipeline
   1. Plan (driver): expand files/folders/globs on any pyarrow (or fsspec) filesystem
      (`discriminator.sources`: JSONL, CSV, TSV, plain or gzip/zstd, and parquet; each file named
      by its path relative to the root it was found under), record each file (size, time,
-     SHA-256, rows) and cut it into deterministic chunks of `io.chunk_rows` records: plain text
-     by byte offsets found in one streaming pass, parquet with small row groups by its footer;
-     compressed files and parquet with larger row groups are streamed once into chunk-sized
-     pieces under `<output>/_staging/`. A chunk is named by a hash of (relative path, first
+     SHA-256, rows) and cut it into deterministic chunks of at most `io.chunk_rows` records (a
+     new output whose inputs would leave scorer actors without a chunk is cut finer,
+     `plan.chunk_rows_for`; the size used is recorded in the manifest and kept by every later
+     run into that output): plain text by byte offsets found in one streaming pass, parquet
+     with small row groups by its footer; compressed files and parquet with larger row groups
+     are streamed once into chunk-sized pieces under `<output>/_staging/`. A chunk is named by a hash of (relative path, first
      record, count); chunks are recorded in the manifest and never re-cut (`plan.reconcile`
      compares a re-run's files with the record: same, grown, added, changed, removed).
   2. Prepare (Ray Data CPU tasks, `prepare_batch`): read the chunk's bytes (or piece) and split
@@ -16,9 +18,10 @@ Pipeline
      in the middle with `fit_note` to the prompt budget, tokenize, append the forced answer prefix.
   3. Score (Ray Data actor pool, `Scorer`): one model per GPU (fractional CPUs per actor without
      GPUs). Rows are sorted by length and split into sub-batches under a token budget (length
-     bucketing), left-padded; ONE prefill of prompt + answer prefix gives `p_error` from the
-     last-position logits (`p_error_from_logits`). The reason is generated greedily only where
-     needed (`scoring.generate`).
+     bucketing) of about `Scorer.BATCH_SECONDS` each at the measured speed (so a slow model
+     still reports scored rows during a chunk), left-padded; ONE prefill of prompt + answer
+     prefix gives `p_error` from the last-position logits (`p_error_from_logits`). The reason is
+     generated greedily only where needed (`scoring.generate`).
   4. Write (driver): result rows are grouped by chunk; a complete chunk is written as one parquet
      part `part-<chunk>.parquet` (tmp file + atomic rename, 0o600) carrying the provenance in its
      file metadata. `_manifest.json` (provenance, counts, inputs, timing) sits in the output
@@ -61,12 +64,15 @@ from discriminator.scoring.job import (
     run_scoring,
 )
 from discriminator.scoring.plan import (
+    MIN_CHUNK_ROWS,
     STAGING,
     Chunk,
+    chunk_rows_for,
     chunks_of,
     expand_inputs,
     file_sha256,
     plan_chunks,
+    plan_inputs,
     reconcile,
     stage,
 )
@@ -113,6 +119,7 @@ __all__ = [
     "BLANK",
     "KEPT",
     "MANIFEST",
+    "MIN_CHUNK_ROWS",
     "OUTPUT_SCHEMA",
     "PICKLE_SUFFIXES",
     "PREP_SCHEMA",
@@ -126,6 +133,7 @@ __all__ = [
     "apply_adapter_provenance",
     "bucket_batches",
     "check_adapter",
+    "chunk_rows_for",
     "chunks_of",
     "collect",
     "decision_probs",
@@ -142,6 +150,7 @@ __all__ = [
     "p_error_from_logits",
     "package_version",
     "plan_chunks",
+    "plan_inputs",
     "prepare_batch",
     "prompt_head",
     "provenance",

@@ -21,7 +21,7 @@ from discriminator.scoring.plan import (
     chunks_of,
     expand_inputs,
     file_sha256,
-    reconcile,
+    plan_inputs,
     stage,
 )
 from discriminator.scoring.prepare import prepare_batch, tokenizer_for, tokenizer_path
@@ -257,13 +257,19 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
 
     files = expand_inputs(cfg.io.input)
     t_plan = time.monotonic()
-    entries, news = reconcile(
+    # The chunk size this output was cut with: recorded by its first run (an output written
+    # before the record: io.chunk_rows, which the identity check has just matched). A new
+    # output is cut for the scorer actors this run starts.
+    chunk_rows = int(old.get("chunk_rows") or cfg.io.chunk_rows) if old else cfg.io.chunk_rows
+    actors = _resources(cfg) if old is None else None
+    entries, news, chunk_rows = plan_inputs(
         files,
         old["inputs"] if old else None,
-        cfg.io.chunk_rows,
+        chunk_rows,
         out,
         cfg.io.update,
         cfg.io.output,
+        actors=actors[1] if actors else None,
     )
     _check_columns(cfg, entries)
     chunks = chunks_of(entries, out)
@@ -283,13 +289,14 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     columns = [cfg.io.text_column, cfg.io.id_column, *cfg.io.keep_columns]
     for e in entries:  # staged files whose pieces this run needs and lacks (a resume, a retry)
         if e["layout"] == "staged" and any(ch.source == e["source"] for ch in todo):
-            stage(e, todo, out, columns, cfg.io.chunk_rows)
+            stage(e, todo, out, columns, chunk_rows)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "state": "running",
         "identity": _identity(prov),
         "provenance": prov,
         "inputs": entries,
+        "chunk_rows": chunk_rows,  # the size the chunks were cut with (<= io.chunk_rows)
         "chunks": len(chunks),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
@@ -314,7 +321,8 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
 
     scored = 0
     if todo:
-        use_gpu, n_actors = _resources(cfg)
+        use_gpu, n_actors = actors or _resources(cfg)
+        n_actors = min(n_actors, len(todo))  # a resume of a few chunks loads no idle models
         counter = progress_counter()
         cfg_dict = to_dict(cfg)
         items = [
@@ -340,7 +348,10 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             fn_constructor_kwargs={"cfg": cfg_dict, "tokenizer": tok_path, "progress": counter},
             batch_size=None,  # one task per chunk: rows stream out chunk by chunk
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=n_actors),
+            # One chunk in flight per actor: with Ray Data's default (2) the actor ready first
+            # took both chunks of a 925-row file cut for 2 actors while the other stood idle
+            # (seen on 2 CPUs); a queued chunk now waits for whichever actor is free first.
+            compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=1),
             num_cpus=cfg.resources.cpus_per_actor,
             num_gpus=cfg.resources.gpus_per_actor if use_gpu else 0,
         )

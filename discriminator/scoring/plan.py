@@ -6,7 +6,9 @@ compares the files it finds with that record (`reconcile`): a file whose size an
 unchanged is taken as it was (no re-read); otherwise its content decides whether it is the same
 (touched only), grown (uncompressed JSONL/CSV/TSV whose recorded bytes are unchanged, rows
 appended: new chunks follow the old ones) or changed. Chunks are never re-cut, so a part file
-always holds the same rows.
+always holds the same rows. A new output's chunks hold `io.chunk_rows` records, or fewer when
+that would leave scorer actors without a chunk (`chunk_rows_for`); the manifest records the size
+used, and later runs into the output (resume, update, retry) cut new files and rows with it.
 
 How a chunk is read (`layout`):
   - `bytes`: plain JSONL/CSV/TSV: the chunk's byte range, found in the planning pass (`Scanner`);
@@ -43,17 +45,37 @@ log = logging.getLogger(__name__)
 STAGING = "_staging"
 
 __all__ = [
+    "MIN_CHUNK_ROWS",
     "STAGING",
     "Chunk",
     "InputFile",
+    "chunk_rows_for",
     "chunks_of",
     "expand_inputs",
     "file_sha256",
     "filesystem",
     "plan_chunks",
+    "plan_inputs",
     "reconcile",
     "stage",
 ]
+
+
+# The fewest rows a re-cut for idle actors gives a chunk (`chunk_rows_for`): below it a chunk's
+# task and part file cost more than another actor saves.
+MIN_CHUNK_ROWS = 16
+
+
+def chunk_rows_for(records: int, chunks: int, actors: int, chunk_rows: int) -> int:
+    """The chunk size for a new output: `chunk_rows` (`io.chunk_rows`, the most), or finer when
+    the inputs cut that way give fewer chunks than there are scorer actors: records shared
+    evenly by the actors (ceil(records / actors)), or by as many as get `MIN_CHUNK_ROWS` rows
+    each. Such a cut gives at most files + actors chunks (a file's last chunk may be short), so
+    it never makes thousands."""
+    want = min(actors, max(1, records // MIN_CHUNK_ROWS))
+    if want <= chunks or records <= 0:
+        return chunk_rows
+    return min(chunk_rows, -(-records // want))
 
 
 def expand_inputs(specs: list[str]) -> list[InputFile]:
@@ -348,6 +370,43 @@ def reconcile(
     return entries, news
 
 
+def plan_inputs(
+    files: list[InputFile],
+    previous: list[dict] | None,
+    chunk_rows: int,
+    out: Any,
+    update: bool,
+    where: str,
+    actors: int | None = None,
+) -> tuple[list[dict], dict[str, int], int]:
+    """`reconcile` the inputs with the last run's record; returns (entries, news, the chunk size
+    used). `chunk_rows`: the size the output was cut with (a new output: `io.chunk_rows`). A new
+    output (`previous` None) whose files give fewer chunks than `actors` is planned again with
+    the finer size of `chunk_rows_for`."""
+    if previous is None:
+        out.remove_tree(STAGING)  # pieces of a run stopped while planning: cut anew
+    entries, news = reconcile(files, previous, chunk_rows, out, update, where)
+    if previous is not None or not actors:
+        return entries, news, chunk_rows
+    records = sum(e["records"] for e in entries)
+    n_chunks = sum(len(e["chunks"]) for e in entries)
+    finer = chunk_rows_for(records, n_chunks, actors, chunk_rows)
+    if finer == chunk_rows:
+        return entries, news, chunk_rows
+    log.info(
+        "%s row(s) make %d chunk(s) of io.chunk_rows=%d for %d scorer actors: "
+        "cut into chunks of %d rows so that every actor has work",
+        f"{records:,}",
+        n_chunks,
+        chunk_rows,
+        actors,
+        finer,
+    )
+    out.remove_tree(STAGING)
+    entries, news = reconcile(files, None, finer, out, update, where)
+    return entries, news, finer
+
+
 def chunks_of(entries: list[dict], out: Any) -> list[Chunk]:
     chunks: list[Chunk] = []
     for e in entries:
@@ -379,6 +438,11 @@ def stage(
         fresh = _scan_text(f, chunk_rows, out)  # every piece again: one pass either way
         if fresh["sha256"] != entry["sha256"]:
             raise ScoreError(f"{entry['source']} changed since it was planned; re-run")
+        if [c[:2] for c in fresh["chunks"]] != [c[:2] for c in entry["chunks"]]:
+            raise ScoreError(
+                f"{entry['source']}: its pieces were cut differently from its recorded chunks; "
+                "score into a new --output"
+            )
         return len(missing)
     import pyarrow.parquet as pq
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,17 +113,28 @@ def bucket_batches(lengths: list[int], batch_tokens: int, max_batch_size: int) -
     A row longer than the budget gets a batch of its own. Sorting first keeps padding small.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    ascending = [lengths[i] for i in order]
     batches: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        longest = lengths[i]  # sorted ascending: the newcomer is the longest
-        if cur and ((len(cur) + 1) * longest > batch_tokens or len(cur) >= max_batch_size):
-            batches.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        batches.append(cur)
+    start = 0
+    while start < len(order):
+        end = batch_end(ascending, start, batch_tokens, max_batch_size)
+        batches.append(order[start:end])
+        start = end
     return batches
+
+
+def batch_end(ascending: list[int], start: int, batch_tokens: int, max_batch_size: int) -> int:
+    """End of the sub-batch that starts at `start` of lengths sorted ascending: as many rows as
+    keep padded tokens (n * longest, the last row's length) <= batch_tokens and n <=
+    max_batch_size; at least one row."""
+    end = start + 1
+    while (
+        end < len(ascending)
+        and end - start < max_batch_size
+        and (end - start + 1) * ascending[end] <= batch_tokens
+    ):
+        end += 1
+    return end
 
 
 def finish_row(
@@ -199,6 +211,7 @@ class Scorer:
         self.cfg = c = from_dict(ScoreConfig, cfg)
         self.progress = progress  # an actor counting scored rows for the driver's progress
         self.unreported, self.reported_at = 0, 0.0
+        self.s_per_token: float | None = None  # measured seconds per padded token (sub_batches)
         self.torch = torch
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # The one the preparation step uses (cached per process): when Ray Data runs it in this
@@ -300,21 +313,56 @@ class Scorer:
                 rows[i] = row
         return rows
 
+    # Sub-batches are kept to about this many seconds each (prefill and generation) at the speed
+    # measured on the earlier ones, so rows reach the progress counter during a chunk even where
+    # a forward is slow: on a 2-core machine SmolLM2-135M took ~90 s per sub-batch of 64 MEDEC
+    # notes (max_batch_size 64), and the job's "rows scored" stood still that long. A GPU meets
+    # `batch_tokens` / `max_batch_size` first; on a CPU, smaller batches cost nothing (prefill
+    # is compute-bound: one thread, 1.4 s per note at 8 notes a batch, 1.8 s at 64).
+    BATCH_SECONDS = 10.0
+    PROBE_ROWS = 4  # the first sub-batch of an actor, before any speed is known
+
+    def sub_batches(self, lengths: list[int]) -> Iterator[list[int]]:
+        """Yield the indices of each sub-batch of one group of rows (`lengths`: their token
+        counts): sorted by length, cut under `batch_tokens` / `max_batch_size` and under the
+        padded tokens that take `BATCH_SECONDS` at the speed measured so far (`timed`)."""
+        s = self.cfg.scoring
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        ascending = [lengths[i] for i in order]
+        start = 0
+        while start < len(order):
+            if self.s_per_token is None:
+                budget, most = s.batch_tokens, min(s.max_batch_size, self.PROBE_ROWS)
+            else:
+                budget = min(s.batch_tokens, int(self.BATCH_SECONDS / self.s_per_token))
+                most = s.max_batch_size
+            end = batch_end(ascending, start, budget, most)
+            yield order[start:end]
+            start = end
+
+    def timed(self, padded_tokens: int, seconds: float) -> None:
+        """Note a sub-batch's speed (an average that halves the weight of older ones)."""
+        if padded_tokens <= 0 or seconds <= 0:
+            return
+        now = seconds / padded_tokens
+        self.s_per_token = now if self.s_per_token is None else (self.s_per_token + now) / 2
+
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         pending = [i for i, r in enumerate(rows) if r["status"] == "pending"]
         s = self.cfg.scoring
         groups = [pending[g : g + s.rows_per_call] for g in range(0, len(pending), s.rows_per_call)]
-        subs = [  # each group of rows_per_call rows is sorted by length and bucketed
+        subs = (  # each group of rows_per_call rows is sorted by length and bucketed
             [todo[j] for j in sub]
             for todo in groups
-            for sub in bucket_batches(
-                [len(rows[i]["input_ids"]) for i in todo], s.batch_tokens, s.max_batch_size
-            )
-        ]
+            for sub in self.sub_batches([len(rows[i]["input_ids"]) for i in todo])
+        )
         for idx in subs:
+            seqs = [rows[i]["input_ids"] for i in idx]
+            t0 = time.monotonic()
             try:
-                results = self.score_batch([rows[i]["input_ids"] for i in idx])
+                results = self.score_batch(seqs)
+                self.timed(len(seqs) * max(map(len, seqs)), time.monotonic() - t0)
             except Exception:
                 results = []
                 for i in idx:  # one bad row must not fail its neighbours

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from discriminator import console
 from discriminator.scoring.plan import Chunk
 from discriminator.scoring.schema import (
     KEPT,
@@ -155,17 +156,27 @@ def progress_counter() -> Any:
     return Counter.remote()
 
 
+def _console_stage() -> str:
+    """What the running console's heartbeat says the job is doing ("" without a console)."""
+    con = console._current
+    return con.stage if con is not None else ""
+
+
 class _Progress:
-    """`[score] rows/total, parts, notes/s, ETA` on the console: every `every` seconds while rows
-    are scored (from the actors' counter), and as parts are written."""
+    """`[score] rows/total, parts, notes/s, ETA` on the console when the rows scored (from the
+    actors' counter, polled every `every` seconds) or the parts written have changed, at most
+    every `every` seconds; never the same figures twice (the console's heartbeat covers a
+    silence, and says the last figures: `console.stage`)."""
 
     def __init__(self, total: int, parts: int, counter: Any = None, every: float = 5.0):
         self.total, self.parts_total, self.every = total, parts, every
         self.counter = counter
         self.done = self.scored = self.parts = 0
         self.t0 = self.shown = time.monotonic()
+        self.said = (0, 0)  # (rows, parts) of the last line
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._stage = _console_stage()
         if counter is not None:
             threading.Thread(target=self._poll, daemon=True, name="score-progress").start()
 
@@ -190,26 +201,24 @@ class _Progress:
     def close(self) -> None:
         self._stop.set()
         self.show(final=True)
+        console.stage(self._stage)
+
+    def figures(self) -> tuple[int, int]:
+        return max(self.done, min(self.scored, self.total)), self.parts
 
     def show(self, final: bool = False) -> None:
         with self._lock:
             now = time.monotonic()
-            if not final and now - self.shown < self.every:
-                return
-            self.shown = now
-            done = max(self.done, min(self.scored, self.total))
+            done, parts = self.figures()
+            if (done, parts) == self.said or (not final and now - self.shown < self.every):
+                return  # unchanged, or too soon: the next poll says it
+            self.shown, self.said = now, (done, parts)
             rate = done / max(now - self.t0, 1e-9)
             eta = (self.total - done) / rate if rate > 0 else float("nan")
             eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
-            log.info(
-                "%s/%s rows scored, %d/%d parts written, %.1f notes/s%s",
-                f"{done:,}",
-                f"{self.total:,}",
-                self.parts,
-                self.parts_total,
-                rate,
-                eta_s,
-            )
+            line = f"{done:,}/{self.total:,} rows scored, {parts}/{self.parts_total} parts written"
+            console.stage(f"{self._stage}: {line}" if self._stage else line)
+            log.info("%s, %.1f notes/s%s", line, rate, eta_s)
 
 
 def failed_rows(out: Output, done: set[str]) -> dict[str, list[int]]:
