@@ -21,7 +21,7 @@ export RAY_TRAIN_ENABLE_PRINT_PATCH := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv demo test test-quick lint format clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: nothing marked slow (Ray jobs in subprocesses, Ray Train fits), no SLURM.
+test-quick: lint
+	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
 
 format: venv
 	$(BIN)/ruff check --fix .

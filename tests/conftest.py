@@ -26,7 +26,13 @@ def _has_cuda() -> bool:
         return False
 
 
+SLOW_TIMEOUT_S = 1800  # per test marked slow (pyproject's `timeout` covers the rest)
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "slow" in item.keywords and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
     if _has_cuda():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -10,6 +10,18 @@ import stat
 import threading
 from pathlib import Path
 
+# The SLURM tests install and start system services (as root: SLURM and munge from apt, network
+# namespaces and a bridge, lines in /etc/hosts): only on CI or when asked.
+SLURM_OPT_IN = "DISCRIMINATOR_TEST_SLURM"
+SLURM_SKIP = (
+    "the SLURM tests install and start SLURM and munge (apt), network namespaces and /etc/hosts "
+    f"entries as root; run them with {SLURM_OPT_IN}=1 (CI=true does too)"
+)
+
+
+def slurm_tests_allowed() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get(SLURM_OPT_IN) == "1"
+
 
 def job_env(ray_tmp: str, **extra: str) -> dict[str, str]:
     """Environment for a job subprocess on its own private Ray instance under `ray_tmp`."""

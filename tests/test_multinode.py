@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import SLURM_SKIP, slurm_tests_allowed
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -57,6 +58,8 @@ def _setup() -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def two_nodes():
     """The two-node test SLURM: started (or reused) by setup.sh, torn down if we started it."""
+    if not slurm_tests_allowed():
+        pytest.skip(SLURM_SKIP)
     if os.geteuid() != 0:
         pytest.skip("the two-node test cluster needs root (network namespaces, daemons)")
     proc = _setup()

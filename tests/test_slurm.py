@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import exposed
+from procs import SLURM_SKIP, exposed, slurm_tests_allowed
 
 from discriminator.runtime import write_token
 
@@ -139,6 +139,8 @@ def test_submit_usage_errors():
 @pytest.fixture(scope="module")
 def slurm():
     """The one-node test SLURM: started (or reused) by setup.sh, stopped again if we started it."""
+    if not slurm_tests_allowed():
+        pytest.skip(SLURM_SKIP)
     if os.geteuid() != 0 and shutil.which("sbatch") is None:
         pytest.skip("SLURM is not installed and installing it needs root")
     proc = subprocess.run(
