@@ -21,7 +21,7 @@ export RAY_TRAIN_ENABLE_PRINT_PATCH := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-quick lint format clean
+.PHONY: venv demo test test-quick coverage lint format clean
 
 venv: $(VENV)/.installed
 
@@ -47,6 +47,15 @@ test: lint
 # The edit-test loop: nothing marked slow (Ray jobs in subprocesses, Ray Train fits), no SLURM.
 test-quick: lint
 	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# Line coverage of discriminator/ and ray_jobs/ over the whole suite (subprocesses included),
+# SLURM tests too (they need root): the report is printed and kept in runs/coverage/.
+coverage: venv
+	rm -rf runs/coverage && mkdir -p runs/coverage
+	COVERAGE_DATA_DIR=$(CURDIR)/runs/coverage DISCRIMINATOR_TEST_SLURM=1 \
+		$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	COVERAGE_DATA_DIR=$(CURDIR)/runs/coverage $(BIN)/coverage combine -q
+	COVERAGE_DATA_DIR=$(CURDIR)/runs/coverage $(BIN)/coverage report | tee runs/coverage/report.txt
 
 format: venv
 	$(BIN)/ruff check --fix .
