@@ -368,6 +368,7 @@ def test_interrupted_update_resumes_to_one_row_per_note(tiny_model_dir, lora_ada
 # MIMIC-IV-Note as it ships
 
 
+@pytest.mark.slow  # a whole `python -m ray_jobs.score` job in a subprocess, with its own Ray
 def test_mimic_iv_note_discharge_csv_gz_as_it_ships(
     ray_local, tiny_model_dir, lora_adapter_dir, tmp_path
 ):
