@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +112,20 @@ def bucket_batches(lengths: list[int], batch_tokens: int, max_batch_size: int) -
 
     A row longer than the budget gets a batch of its own. Sorting first keeps padding small.
     """
+    return list(cut_sorted(lengths, lambda: (batch_tokens, max_batch_size)))
+
+
+def cut_sorted(lengths: list[int], limits: Callable[[], tuple[int, int]]) -> Iterator[list[int]]:
+    """Yield the indices of `lengths`, sorted by length, one batch at a time: each batch as long
+    as `batch_end` allows under `limits()` = (padded-token budget, most rows), asked again before
+    every batch (the scorer's limits follow the speed it measures)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     ascending = [lengths[i] for i in order]
-    batches: list[list[int]] = []
     start = 0
     while start < len(order):
-        end = batch_end(ascending, start, batch_tokens, max_batch_size)
-        batches.append(order[start:end])
+        end = batch_end(ascending, start, *limits())
+        yield order[start:end]
         start = end
-    return batches
 
 
 def batch_end(ascending: list[int], start: int, batch_tokens: int, max_batch_size: int) -> int:
@@ -327,18 +332,13 @@ class Scorer:
         counts): sorted by length, cut under `batch_tokens` / `max_batch_size` and under the
         padded tokens that take `BATCH_SECONDS` at the speed measured so far (`timed`)."""
         s = self.cfg.scoring
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        ascending = [lengths[i] for i in order]
-        start = 0
-        while start < len(order):
+
+        def limits() -> tuple[int, int]:
             if self.s_per_token is None:
-                budget, most = s.batch_tokens, min(s.max_batch_size, self.PROBE_ROWS)
-            else:
-                budget = min(s.batch_tokens, int(self.BATCH_SECONDS / self.s_per_token))
-                most = s.max_batch_size
-            end = batch_end(ascending, start, budget, most)
-            yield order[start:end]
-            start = end
+                return s.batch_tokens, min(s.max_batch_size, self.PROBE_ROWS)
+            return min(s.batch_tokens, int(self.BATCH_SECONDS / self.s_per_token)), s.max_batch_size
+
+        return cut_sorted(lengths, limits)
 
     def timed(self, padded_tokens: int, seconds: float) -> None:
         """Note a sub-batch's speed (an average that halves the weight of older ones)."""
