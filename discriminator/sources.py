@@ -55,10 +55,16 @@ BLANK = "<blank line>"  # a blank line is numbered but is not a row (JSON `null`
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a note may be far over csv's 128 kB default
 
 
+def note_suffixes() -> list[str]:
+    """Every file-name ending the readers take as notes: each `FORMAT_SUFFIXES` suffix, plain and
+    with each `COMPRESSION_SUFFIXES` suffix (compressed parquet too, which `file_kind` refuses:
+    harmless where the list is used to keep notes out)."""
+    return [fmt + comp for fmt in FORMAT_SUFFIXES for comp in ("", *COMPRESSION_SUFFIXES)]
+
+
 def note_file_patterns() -> list[str]:
-    """Glob patterns for every file name the readers take as notes: each `FORMAT_SUFFIXES` suffix,
-    plain and with each `COMPRESSION_SUFFIXES` suffix (compressed parquet too, which `file_kind`
-    refuses: harmless to list), e.g. `*.[cC][sS][vV].[gG][zZ]`.
+    """Glob patterns for every file name the readers take as notes (`note_suffixes`), e.g.
+    `*.[cC][sS][vV].[gG][zZ]`.
 
     The patterns are gitwildmatch (what Ray's `excludes`, `.gitignore` and `.rayignore` read),
     which is case-sensitive, while `file_kind` matches suffixes case-blind: every letter is a
@@ -68,11 +74,7 @@ def note_file_patterns() -> list[str]:
     def any_case(suffix: str) -> str:
         return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in suffix)
 
-    return [
-        f"*{any_case(fmt)}{any_case(comp)}"
-        for fmt in FORMAT_SUFFIXES
-        for comp in ("", *COMPRESSION_SUFFIXES)
-    ]
+    return [f"*{any_case(suffix)}" for suffix in note_suffixes()]
 
 
 class SourceError(ValueError):

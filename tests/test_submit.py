@@ -28,9 +28,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
-NOTE_SUFFIXES = tuple(sources.FORMAT_SUFFIXES) + tuple(
-    f + c for f in sources.FORMAT_SUFFIXES for c in sources.COMPRESSION_SUFFIXES
-)
+NOTE_SUFFIXES = tuple(sources.note_suffixes())
 
 
 def _free_ports(n: int) -> list[int]:
