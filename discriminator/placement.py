@@ -96,7 +96,7 @@ def plan_workers(
         k = len(usable)
         where = "on 1 node" if k == 1 else f"one on each of {k} nodes"
         line = f"{verb} on {_plural(k, 'CPU worker')}: {where}"
-        return WorkerPlan(k, line, _idle_without_gpu(gpus))
+        return WorkerPlan(k, line, idle_without_gpu(gpus))
     n = int(num_workers)
     kind = "GPU" if use_gpu else "CPU"
     line = f"{verb} on {_plural(n, kind + ' worker')} (run.num_workers={n})"
@@ -117,7 +117,7 @@ def plan_workers(
                 "run waits for more (an autoscaler) or fails to start; set run.num_workers=auto",
             )
         return WorkerPlan(n, line)
-    return WorkerPlan(n, line, _idle_without_gpu(gpus))
+    return WorkerPlan(n, line, idle_without_gpu(gpus))
 
 
 def _cpu_slots(node: dict[str, float], cpus_per_worker: float) -> int:
@@ -125,12 +125,14 @@ def _cpu_slots(node: dict[str, float], cpus_per_worker: float) -> int:
     return int(cpus // cpus_per_worker) if cpus_per_worker > 0 else 1 << 30
 
 
-def _idle_without_gpu(gpus: int) -> str | None:
+def idle_without_gpu(gpus: int, prefix: str = "run.") -> str | None:
+    """The warning for CPU workers on a cluster with `gpus` GPUs (`prefix`: where the run's
+    settings are, `train.run.` in a sweep)."""
     if not gpus:
         return None
     return (
-        f"warning: run.use_gpu=false leaves the cluster's {_plural(gpus, 'GPU')} idle; set "
-        "run.use_gpu=true (and run.num_workers=auto) to train on them"
+        f"warning: {prefix}use_gpu=false leaves the cluster's {_plural(gpus, 'GPU')} idle; set "
+        f"{prefix}use_gpu=true (and {prefix}num_workers=auto) to train on them"
     )
 
 

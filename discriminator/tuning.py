@@ -179,8 +179,8 @@ def sweep_placement(
             f"warning: {why} x {worker} per trial leaves {gpus - at_once} of the cluster's "
             f"{gpus} GPUs idle"
         )
-    elif not run.use_gpu and gpus:
-        warning = f"warning: train.run.use_gpu=false leaves the cluster's {gpus} GPU(s) idle"
+    elif not run.use_gpu:
+        warning = placement.idle_without_gpu(gpus, "train.run.")
     return line, warning
 
 
