@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -315,53 +314,6 @@ def test_compressed_and_parquet_files_that_change_are_refused(
     cfg.io.update = True
     with pytest.raises(scoring.ScoreError, match=r"changed: n4-csv-gz.csv.gz \(a compressed or"):
         scoring.run_scoring(cfg)
-
-
-@pytest.mark.slow
-def test_interrupted_update_resumes_to_one_row_per_note(tiny_model_dir, lora_adapter_dir, tmp_path):
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    notes = make_notes(40, seed=11, words=40)
-    a = src / "a.jsonl"
-    a.write_bytes(b"".join(jl({"note": n}) for n in notes[:8]))
-    ray_tmp = tempfile.mkdtemp(prefix="ru", dir="/tmp")
-    log = tmp_path / "job.log"
-    cmd = [sys.executable, "-m", "ray_jobs.score", "--config", str(SMOKE), "--adapter",
-           str(lora_adapter_dir), "--input", str(src), "--output", str(out),
-           "--generate", "always", "--set", f"model.name_or_path={tiny_model_dir}",
-           "--set", "io.chunk_rows=4", "--set", "scoring.max_new_tokens=48"]  # fmt: skip
-    try:
-        done = subprocess.run(cmd, cwd=REPO, env=job_env(ray_tmp), capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        with open(a, "ab") as fh:
-            fh.write(b"".join(jl({"note": n}) for n in notes[8:]))  # 32 rows: 8 new chunks
-        first = set(snapshot(out))
-        cmd.append("--update")
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, cwd=REPO, env=job_env(ray_tmp), start_new_session=True,
-                                    stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.time() + 180
-        while not {p.name for p in out.glob("part-*.parquet")} - first:
-            assert proc.poll() is None, f"exited before a new part: {log.read_text()[-2000:]}"
-            assert time.time() < deadline
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kept = {p.name: p.read_bytes() for p in out.glob("part-*.parquet")}
-        assert len(kept) < 2 + 8, "the kill should land part-way"
-        done = subprocess.run(cmd, cwd=REPO, env=job_env(ray_tmp), capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-    finally:
-        kill_leftovers(ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert_current(out, {f"a.jsonl:{k}": ("a.jsonl", k) for k in range(1, 41)})
-    m = json.loads((out / scoring.MANIFEST).read_text())
-    assert m["this_run"]["chunks"] == 2 + 8 - len(kept)
-    for name, body in kept.items():  # parts of the killed run were kept, not redone
-        assert (out / name).read_bytes() == body
-    assert not list(out.glob(".tmp-*"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -276,24 +276,45 @@ def test_killed_scoring_actor_loses_and_duplicates_no_rows(tiny_model_dir, adapt
 
 
 @pytest.mark.slow
-def test_sigint_then_sigterm_then_rerun_completes_exactly_the_missing_rows(
+def test_scoring_stopped_every_way_resumes_to_exactly_one_row_per_note(
     tiny_model_dir, adapter_dir, tmp_path
 ):
-    # enough chunks that the job is still running when each signal lands, on a fast machine too
-    n, chunks = 192, 48
-    path = notes_file(tmp_path / "many.jsonl", n)
-    out = tmp_path / "out"
-    cmd = score_cmd(tiny_model_dir, adapter_dir, [path], out)
-    kept: dict[str, bytes] = {}
+    """One output, stopped each way a user or a scheduler stops a job, re-run until complete:
+    a finished first run over 8 notes, then 184 notes appended and `--update` stopped by SIGINT
+    (the driver only, as `kill -INT PID`), SIGTERM (the same) and SIGKILL of the whole process
+    group (the driver and the Ray it started) with a half-written temp part left behind, then
+    the same `--update` to the end. Every stop lands part-way and keeps every part written
+    before it byte for byte; the last run scores exactly the missing chunks; the output holds
+    one row per note, each at its source and row."""
+    n, first_n = 192, 8  # 4 rows a chunk: 2 chunks, then 46 more (enough to outlast 3 stops)
+    chunks = n // 4
+    from benchmarks.archive import jl, make_notes
+
+    notes = make_notes(n, seed=11)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    path = src / "many.jsonl"
+    path.write_bytes(b"".join(jl({"note": t}) for t in notes[:first_n]))
+    cmd = score_cmd(tiny_model_dir, adapter_dir, [src], out)
     with ray_tmpdir("rs") as rt:
         env = job_env(rt)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        kept = parts(out)
+        assert len(kept) == first_n // 4
+        with open(path, "ab") as fh:
+            fh.write(b"".join(jl({"note": t}) for t in notes[first_n:]))
+        cmd.append("--update")
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             log = tmp_path / f"{sig.name}.log"
             proc = start(cmd, env, log)
             try:
                 have = len(kept)
                 wait_for(lambda h=have: len(parts(out)) > h, proc, log, 180, "a new part")
-                proc.send_signal(sig)  # the driver only, as `kill -INT/-TERM PID` would
+                if sig == signal.SIGKILL:
+                    os.killpg(proc.pid, sig)  # the driver and the Ray cluster it started
+                else:
+                    proc.send_signal(sig)  # the driver only
                 rc = proc.wait(timeout=60)  # must stop promptly, not hang
             finally:
                 if proc.poll() is None:
@@ -302,15 +323,22 @@ def test_sigint_then_sigterm_then_rerun_completes_exactly_the_missing_rows(
             assert rc != 0, f"{sig.name}: the job finished before the signal"
             now = parts(out)
             for name, data in kept.items():  # earlier parts untouched
-                assert now[name] == data
+                assert now[name] == data, f"{sig.name}: {name} was rewritten"
             kept = now
-        assert 0 < len(kept) < chunks
+        assert first_n // 4 < len(kept) < chunks, "the stops should land part-way"
+        (out / ".tmp-part-stale.parquet-0000").write_bytes(b"half a file")
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "_manifest.json").read_text())
+    summary = json.loads((out / scoring.MANIFEST).read_text())
     assert summary["this_run"]["chunks"] == chunks - len(kept)  # exactly the missing chunks
-    assert summary["rows"] == n and summary["duplicate_note_ids"]["count"] == 0
+    assert summary["state"] == "complete" and summary["rows"] == n
+    assert summary["duplicate_note_ids"]["count"] == 0
     assert_exactly_once(out, "many.jsonl", n)
+    rows = scoring.read_output(str(out)).to_pylist()
+    assert {r["note_id"]: (r["source"], r["row"]) for r in rows} == {
+        f"many.jsonl:{k}": ("many.jsonl", k) for k in range(1, n + 1)
+    }
+    assert not (out / scoring.STAGING).exists()
     final = parts(out)
-    for name, data in kept.items():
+    for name, data in kept.items():  # parts of the stopped runs were kept, not redone
         assert final[name] == data, f"{name} was rewritten"

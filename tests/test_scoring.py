@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -700,46 +699,6 @@ def test_pipeline_matches_plain_transformers_reference(
             assert (row["verdict"], row["reason"]) == (parsed.verdict, parsed.reason)
         else:
             assert row["reason"] is None
-
-
-@pytest.mark.slow
-def test_killed_job_resumes_without_duplicates(tiny_model_dir, adapter_dir, tmp_path):
-    notes = make_notes(48, seed=4)
-    path = write_jsonl(tmp_path / "many.jsonl", [jl({"note": n}) for n in notes])
-    out = tmp_path / "out"
-    ray_tmp = tempfile.mkdtemp(prefix="rk", dir="/tmp")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
-    cmd = [sys.executable, "-m", "ray_jobs.score", "--config",
-           str(REPO / "ray_jobs/configs/smoke_score.yaml"), "--adapter", str(adapter_dir),
-           "--input", str(path), "--output", str(out), "--generate", "always",
-           "--set", f"model.name_or_path={tiny_model_dir}", "--set", "io.chunk_rows=4",
-           "--set", "scoring.rows_per_call=4", "--set", "scoring.max_new_tokens=48"]  # fmt: skip
-    try:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.time() + 120
-        while not list(out.glob("part-*.parquet")) and time.time() < deadline:
-            assert proc.poll() is None, "scoring exited before writing anything"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray cluster it started
-        proc.wait()
-        first = {p.name: p.read_bytes() for p in out.glob("part-*.parquet")}
-        assert 0 < len(first) < 12, "the kill should land part-way (12 chunks)"
-        (out / ".tmp-part-stale.parquet-0000").write_bytes(b"half a file")
-
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        summary = json.loads((out / "_manifest.json").read_text())
-        assert summary["this_run"]["chunks"] == 12 - len(first)
-    finally:
-        kill_leftovers(ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    ids = scoring.read_output(str(out)).column("note_id").to_pylist()
-    assert sorted(ids) == sorted(f"many.jsonl:{i}" for i in range(1, 49))  # complete, no dups
-    assert not list(out.glob(".tmp-*"))
-    for name, data in first.items():  # parts from the killed run were kept, not redone
-        assert (out / name).read_bytes() == data
 
 
 # ---------------------------------------------------------------------------------------------
