@@ -24,6 +24,7 @@ Nothing here prints note text: the tagged lines are the project's own and carry 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -57,6 +58,8 @@ class Console:
         self.job, self.log_path, self.verbose = job, log_path, verbose
         self.stage = "starting"
         self.started = self.last = time.monotonic()
+        # the job's phases (console.stage) and when each began; the first: imports and settings
+        self.marks: list[tuple[str, float]] = [("imports and settings", time.time())]
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._log = open(log_path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
@@ -185,10 +188,33 @@ def say(text: str) -> None:
         print(text, flush=True)
 
 
-def stage(text: str) -> None:
-    """Name what the job is doing now (the heartbeat line says it while the job is silent)."""
-    if _current is not None:
-        _current.stage = text
+def stage(text: str, phase: bool = True) -> str:
+    """Name what the job is doing now (the heartbeat line says it while the job is silent); a
+    `phase` also starts a new entry in the job's timings (`TIMINGS_ENV`), progress figures do
+    not. Returns the stage it replaces ("" without a running capture)."""
+    if _current is None:
+        return ""
+    before, _current.stage = _current.stage, text
+    if phase:
+        _current.marks.append((text, time.time()))
+    return before
+
+
+# Where a job writes how long each of its phases took (JSON, at its end), when set: the demo
+# sets it for each stage and gathers the files into its summary.
+TIMINGS_ENV = "DISCRIMINATOR_TIMINGS"
+
+
+def write_timings(con: Console, path: str) -> None:
+    """{job, started, ended, phases: [{phase, seconds}]} of the capture `con` into `path`."""
+    ended = time.time()
+    ends = [t for _, t in con.marks[1:]] + [ended]
+    phases = [
+        {"phase": name, "seconds": round(end - start, 2)}
+        for (name, start), end in zip(con.marks, ends, strict=True)
+    ]
+    body = {"job": con.job, "started": con.marks[0][1], "ended": ended, "phases": phases}
+    Path(path).write_text(json.dumps(body, indent=2) + "\n")
 
 
 class _TagHandler(logging.Handler):
@@ -272,8 +298,11 @@ def capture(job: str, log_dir: str | os.PathLike, verbose: bool = False) -> Iter
     finally:
         with contextlib.suppress(Exception):  # a local Ray instance ends with the job
             if "ray" in sys.modules and sys.modules["ray"].is_initialized():
-                con.stage = "shutting down Ray"
+                stage("shutting down Ray")
                 sys.modules["ray"].shutdown()
+        if os.environ.get(TIMINGS_ENV):
+            with contextlib.suppress(OSError):
+                write_timings(con, os.environ[TIMINGS_ENV])
         _current = None
         sys.excepthook = old_hook
         logging.captureWarnings(False)

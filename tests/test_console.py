@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -91,6 +92,35 @@ def test_capture_splits_console_and_log(tmp_path, capfd, monkeypatch):
     for needle in (NOISE[0], NOISE[2], NOISE[4], "Reporting training result 1", "FutureWarning"):
         assert needle in text, needle
     assert "[train] step 1/2  loss 1.0" in text  # the log is the whole story
+
+
+def test_phases_are_timed_when_asked_and_progress_figures_are_not_phases(tmp_path, monkeypatch):
+    timings = tmp_path / "timings.json"
+    monkeypatch.setenv(console.TIMINGS_ENV, str(timings))
+    t0 = time.time()
+    with console.capture("score", tmp_path / "logs"):
+        assert console.stage("checking the base model") == "starting"
+        time.sleep(0.3)
+        console.stage("scoring")
+        console.stage("scoring: 1/2 rows scored", phase=False)  # a figure, not a phase
+        time.sleep(0.2)
+        assert console.stage("scoring", phase=False) == "scoring: 1/2 rows scored"
+    got = json.loads(timings.read_text())
+    assert got["job"] == "score" and t0 <= got["started"] <= got["ended"] <= time.time()
+    names = [p["phase"] for p in got["phases"]]
+    assert names == ["imports and settings", "checking the base model", "scoring"]
+    seconds = {p["phase"]: p["seconds"] for p in got["phases"]}
+    assert seconds["checking the base model"] >= 0.3 and seconds["scoring"] >= 0.2
+    total = sum(seconds.values())
+    assert abs(total - (got["ended"] - got["started"])) < 0.05  # the phases cover the job
+    assert console.stage("outside a job") == ""  # no capture: nothing to name or time
+
+
+def test_nothing_is_timed_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv(console.TIMINGS_ENV, raising=False)
+    with console.capture("eval", tmp_path / "logs"):
+        console.stage("reading")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
 
 
 def test_verbose_shows_everything(tmp_path, capfd):

@@ -201,7 +201,7 @@ class _Progress:
     def close(self) -> None:
         self._stop.set()
         self.show(final=True)
-        console.stage(self._stage)
+        console.stage(self._stage, phase=False)
 
     def figures(self) -> tuple[int, int]:
         return max(self.done, min(self.scored, self.total)), self.parts
@@ -217,7 +217,7 @@ class _Progress:
             eta = (self.total - done) / rate if rate > 0 else float("nan")
             eta_s = f", eta {eta:,.0f}s" if rate > 0 and not final else ""
             line = f"{done:,}/{self.total:,} rows scored, {parts}/{self.parts_total} parts written"
-            console.stage(f"{self._stage}: {line}" if self._stage else line)
+            console.stage(f"{self._stage}: {line}" if self._stage else line, phase=False)
             log.info("%s, %.1f notes/s%s", line, rate, eta_s)
 
 
