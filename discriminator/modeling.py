@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from discriminator import console
 from discriminator.config import LoraSection, ModelConfig
 
 if TYPE_CHECKING:
@@ -332,7 +333,7 @@ TINY_RECIPE: dict[str, Any] = {
     # seq_len covers the discriminator's whole prompt + answer (system prompt + short note + chat
     # template: up to ~930 tokens). Positions past the pretraining blocks are never trained; with
     # 512-token blocks the answer position sat there and LoRA could not even memorise 16 prompts.
-    "pretrain": {"steps": 300, "batch_size": 2, "seq_len": 1024, "learning_rate": 3e-3},
+    "pretrain": {"steps": 200, "batch_size": 2, "seq_len": 1024, "learning_rate": 3e-3},
 }
 
 
@@ -341,7 +342,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DISCRIMINATOR_CACHE", default))
 
 
-def _tiny_key() -> str:
+def tiny_key() -> str:
     """Hash of everything the cached tiny model depends on: the recipe, the prompt text, the
     sources that generate the corpus, build and pretrain the model, and the library versions."""
     from importlib.metadata import PackageNotFoundError, version
@@ -374,8 +375,11 @@ def build_tiny_corpus(n: int, seed: int, length: str, system_prompt_repeats: int
 
 
 def build_pretrain_corpus(n: int, seed: int, length: str) -> list[str]:
-    """Plain text for the tiny model's pretraining: `n` good notes, then reasons and the system
-    prompt as standalone text (their vocabulary), shuffled together. No prompt + answer pairs."""
+    """Plain text for the tiny model's pretraining: `n` good notes, then answers and the system
+    prompt as standalone text, shuffled together. The answers are the JSON a reviewer writes
+    (`{"reason": "good"}`, `{"reason": "<category> error: ..."}`, as many of each), so the base
+    knows the format as a real instruct model does; never with a note before them (no prompt +
+    answer pairs): which answer a note gets is left to the fine-tune."""
     import random
 
     from discriminator import prompt
@@ -386,7 +390,9 @@ def build_pretrain_corpus(n: int, seed: int, length: str) -> list[str]:
         r["reason"]
         for r in generate_records(max(n // 4, 1), seed=seed + 1, error_rate=1.0, length=length)
     ]
-    texts = notes + reasons + [prompt.SYSTEM_PROMPT] * max(n // 100, 1)
+    answers = [prompt.format_answer(r) for r in reasons]
+    answers += [prompt.format_answer(prompt.GOOD)] * len(reasons)
+    texts = notes + answers + [prompt.SYSTEM_PROMPT] * max(n // 100, 1)
     random.Random(f"pretrain:{seed}").shuffle(texts)
     return texts
 
@@ -468,11 +474,15 @@ def _build_cached(final: Path, build: Any, what: str) -> str:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     print(f"[model] {what} (first use; cached in {final})", flush=True)
+    before = console.stage(what)
     try:
         build(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if before:
+            console.stage(before)
     try:
         os.rename(tmp, final)
     except OSError:
@@ -557,7 +567,7 @@ def resolve_model(name_or_path: str) -> str:
         )
     if name_or_path != TINY:
         return name_or_path
-    final = cache_dir() / f"tiny-{_tiny_key()}"
+    final = cache_dir() / f"tiny-{tiny_key()}"
     r = TINY_RECIPE
 
     def build(tmp: Path) -> None:

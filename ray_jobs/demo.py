@@ -10,6 +10,10 @@ Stages, each the same command the README lists for running it alone:
   5. python -m ray_jobs.score      the same notes scored by the base model alone (--base-only)
   6. python -m ray_jobs.evaluate   metrics.json + report.html, with 95% intervals and the
                                    adapter's gain over its base (--baseline)
+
+Where the time went is printed at the end and written to OUT/summary.json: each stage's wall time
+and, inside each job, its phases (imports and settings, building the tiny base on first use,
+starting Ray, training / sweeping / scoring, shutting down).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from discriminator.console import TIMINGS_ENV
 from discriminator.runtime import set_env_defaults
 
 DEMO_CONFIG = "ray_jobs/configs/demo.yaml"
@@ -29,16 +34,42 @@ DEMO_CONFIG = "ray_jobs/configs/demo.yaml"
 # README "The local demo"). `--kinds` or `--categories` choose others.
 DEMO_NOTES = 1000
 DEMO_KINDS = ["truncated_note"]
+# The sweep shows Tune at work (trials side by side, ASHA, the best adapter kept), not a search:
+# two trials, run at once on the 2 CPUs.
+DEMO_TRIALS = 2
 
 
-def _stage(n: int, total: int, title: str, cmd: list[str]) -> None:
+def _stage(n: int, total: int, title: str, cmd: list[str], timings: Path) -> dict:
+    """Run one stage; returns its timings: the wall time, and the phases the job itself recorded
+    (console.TIMINGS_ENV), preceded by the process's start (before the job's console begins)."""
     print(f"\n==> [{n}/{total}] {title}\n    $ {' '.join(cmd)}", flush=True)
+    timings.unlink(missing_ok=True)
     t0 = time.time()
-    proc = subprocess.run(cmd)
+    proc = subprocess.run(cmd, env={**os.environ, TIMINGS_ENV: str(timings)})
+    wall = time.time() - t0
     if proc.returncode != 0:
         print(f"demo: stage '{title}' failed (exit {proc.returncode})", file=sys.stderr)
         sys.exit(proc.returncode)
-    print(f"    done in {time.time() - t0:,.0f}s", flush=True)
+    print(f"    done in {wall:,.0f}s", flush=True)
+    phases = []
+    if timings.exists():
+        job = json.loads(timings.read_text())
+        phases = [{"phase": "process start", "seconds": round(job["started"] - t0, 2)}]
+        phases += [p for p in job["phases"] if p["seconds"] >= 0.05]
+        phases.append({"phase": "exit", "seconds": round(t0 + wall - job["ended"], 2)})
+    return {"stage": title, "seconds": round(wall, 2), "phases": phases}
+
+
+def _time_line(stages: list[dict]) -> str:
+    """`train 150s (building the tiny base model 64s, starting Ray 6s), ...`: each stage and its
+    phases of 5 s or more."""
+    parts = []
+    for st in stages:
+        big = [f"{p['phase']} {p['seconds']:,.0f}s" for p in st["phases"] if p["seconds"] >= 5]
+        parts.append(
+            f"{st['short']} {st['seconds']:,.0f}s" + (f" ({', '.join(big)})" if big else "")
+        )
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "Ray Tune mini-sweep",
                 [py, "-m", "ray_jobs.tune", "--config", "ray_jobs/configs/smoke_sweep.yaml",
-                 "--set", f"run.storage_path={runs}"],
+                 "--set", f"run.storage_path={runs}", "--set", f"search.num_samples={DEMO_TRIALS}"],
             )
         )  # fmt: skip
     stages += [
@@ -125,17 +156,36 @@ def main(argv: list[str] | None = None) -> int:
              "--out", str(out / "report")],
         ),
     ]  # fmt: skip
-    total = len(stages)
+    from discriminator import modeling
+
+    cache = "warm" if (modeling.cache_dir() / f"tiny-{modeling.tiny_key()}").exists() else "cold"
+    total, timed = len(stages), []
+    (out / "timings").mkdir(parents=True, exist_ok=True)
     for i, (title, cmd) in enumerate(stages, start=1):
         if args.verbose and "-m" in cmd:
             cmd = [*cmd, "--verbose"]
-        _stage(i, total, title, cmd)
+        short = cmd[cmd.index("-m") + 1].split(".")[-1] if "-m" in cmd else cmd[1]
+        short += "-base" if "--base-only" in cmd else ""
+        st = _stage(i, total, title, cmd, out / "timings" / f"{i}-{short}.json")
+        timed.append({"short": short, **st})
 
     from discriminator.metrics import figure_text
     from discriminator.numbers import fmt
 
     metrics = json.loads((out / "report" / "metrics.json").read_text())
-    print(f"\nDemo finished in {time.time() - t0:,.0f}s")
+    seconds = time.time() - t0
+    summary = {
+        "seconds": round(seconds, 1),
+        "model_cache": cache,  # cold: the tiny base was built (and pretrained) in this run
+        "notes": args.notes,
+        "stages": timed,
+        "metrics": {k: metrics.get(k) for k in ("balanced_accuracy", "auroc", "category_accuracy")},
+        "baseline_auroc": (metrics.get("baseline") or {}).get("baseline_auroc"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nDemo finished in {seconds:,.0f}s ({cache} model cache)")
+    print(f"  time:     {_time_line(timed)}")
+    print(f"  timings:  {out / 'summary.json'}")
     print(f"  adapter:  {out / 'adapter'}")
     print(f"  scores:   {out / 'scores'}")
     print(f"  report:   {out / 'report' / 'report.html'}")

@@ -131,7 +131,26 @@ def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
         assert noise not in shown, noise
     for stage in ("train", "tune", "score", "eval"):
         assert re.search(rf"^\[{stage}\] log: ", shown, re.M), stage
-    assert "[train] step 60/60" in shown and "Demo finished" in shown
+    steps = load_config(TrainConfig, str(REPO / "ray_jobs/configs/demo.yaml")).optim.max_steps
+    assert f"[train] step {steps}/{steps}" in shown and "Demo finished" in shown
+    # where the time went: every stage, and inside each job its start-up and its phases
+    summary = json.loads((out / "summary.json").read_text())
+    assert [st["short"] for st in summary["stages"]] == [
+        "synth", "train", "tune", "score", "score-base", "evaluate"
+    ]  # fmt: skip
+    assert sum(st["seconds"] for st in summary["stages"]) <= summary["seconds"]
+    for st in summary["stages"][1:]:
+        phases = [ph["phase"] for ph in st["phases"]]
+        assert phases[0] == "process start" and phases[-1] == "exit", st
+        assert abs(sum(ph["seconds"] for ph in st["phases"]) - st["seconds"]) < 1.0, st
+    for st in summary["stages"][1:5]:
+        assert "starting Ray" in [ph["phase"] for ph in st["phases"]], st
+    assert summary["model_cache"] in ("cold", "warm")
+    assert (
+        summary["metrics"]["auroc"]
+        == json.loads((out / "report/metrics.json").read_text())["auroc"]
+    )
+    assert re.search(r"^  time: +synth \d+s; train \d+s", shown, re.M)
     # the report: intervals, and the adapter against its base model zero-shot
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert metrics["auroc_ci95"] and metrics["balanced_accuracy_ci95"]

@@ -97,6 +97,24 @@ def test_tiny_pretraining_context_covers_the_discriminator_prompt(tmp_path):
     assert 400 < longest <= r["pretrain"]["seq_len"], longest
 
 
+def test_tiny_pretraining_sees_the_answer_format_but_never_a_note_with_its_answer():
+    """The pretraining text holds good notes, the system prompt and answers in the JSON format
+    on their own (as many "good" as error answers, every category among them), so the base
+    knows the format; no text holds both a note and an answer: the decision is the fine-tune's."""
+    from discriminator import prompt
+
+    texts = modeling.build_pretrain_corpus(200, seed=0, length="short")
+    answers = [t for t in texts if t.startswith(prompt.ANSWER_PREFIX)]
+    parsed = [prompt.parse_reason(t) for t in answers]
+    good = [a for a in parsed if a.verdict == "good"]
+    assert len(answers) == 2 * 50 and len(good) == 50
+    assert {a.category for a in parsed if a.verdict == "error"} == set(prompt.CATEGORIES)
+    notes = [t for t in texts if t not in answers and t != prompt.SYSTEM_PROMPT]
+    assert len(notes) == 200 and not any(prompt.ANSWER_PREFIX in t for t in notes)
+    assert texts.count(prompt.SYSTEM_PROMPT) == 2
+    assert texts == modeling.build_pretrain_corpus(200, seed=0, length="short")  # deterministic
+
+
 def test_a_hub_model_not_in_the_cache_says_how_to_download_it_today(monkeypatch, tmp_path):
     """One line: `hf download` into the cache the jobs read, the gated-repo steps, shared storage
     on a cluster, or a local copy; and the `hf` commands it names exist in the installed hub."""
