@@ -36,6 +36,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from discriminator.files import write_atomic
+
 TAGS = ("train", "tune", "score", "eval", "model", "demo", "data")
 HEARTBEAT_S = 25.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -214,7 +216,7 @@ def write_timings(con: Console, path: str) -> None:
         for (name, start), end in zip(con.marks, ends, strict=True)
     ]
     body = {"job": con.job, "started": con.marks[0][1], "ended": ended, "phases": phases}
-    Path(path).write_text(json.dumps(body, indent=2) + "\n")
+    write_atomic(path, json.dumps(body, indent=2) + "\n")
 
 
 class _TagHandler(logging.Handler):

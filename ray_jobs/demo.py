@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         st = _stage(i, total, title, cmd, out / "timings" / f"{i}-{short}.json")
         timed.append({"short": short, **st})
 
+    from discriminator.files import write_atomic
     from discriminator.metrics import figure_text
     from discriminator.numbers import fmt
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": {k: metrics.get(k) for k in ("balanced_accuracy", "auroc", "category_accuracy")},
         "baseline_auroc": (metrics.get("baseline") or {}).get("baseline_auroc"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nDemo finished in {seconds:,.0f}s ({cache} model cache)")
     print(f"  time:     {_time_line(timed)}")
     print(f"  timings:  {out / 'summary.json'}")
