@@ -21,7 +21,7 @@ export RAY_TRAIN_ENABLE_PRINT_PATCH := 0
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-quick coverage lint format clean
+.PHONY: venv demo test test-quick coverage lint format clean docs
 
 venv: $(VENV)/.installed
 
@@ -56,6 +56,10 @@ coverage: venv
 		$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	COVERAGE_DATA_DIR=$(CURDIR)/runs/coverage $(BIN)/coverage combine -q
 	COVERAGE_DATA_DIR=$(CURDIR)/runs/coverage $(BIN)/coverage report | tee runs/coverage/report.txt
+
+# The manual as a site (docs/ + mkdocs.yml) in runs/site; a broken link or anchor fails.
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir runs/site
 
 format: venv
 	$(BIN)/ruff check --fix .
