@@ -13,6 +13,8 @@ the job rejects or a config file that is gone fails the docs test with the page 
 - `cluster/submit ...`: the script itself with `--dry-run` (prints the sbatch line, submits
   nothing); `sbatch ... cluster/ray-cluster.sbatch -- COMMAND`: the script exists, COMMAND checked.
 - `make TARGET`: the target exists in the Makefile.
+- A block right after `<!-- docs-check: run -->` is also run, commands in order, in a fresh
+  folder (cheap commands only: the suite runs the jobs themselves elsewhere).
 - Other tools a user runs (ssh, pip, git, ...) are not ours to parse: any argument naming a file
   of this repository must exist. A program the checker does not know fails the test, so a new
   kind of command cannot slip into the docs unchecked.
@@ -352,20 +354,61 @@ def _check_sbatch(args: list[str], tmp: Path) -> None:
 # Sybil: one example per ```bash block, evaluated with the checks above
 
 
+RUN_MARK = "<!-- docs-check: run -->"
+RUN_TIMEOUT_S = 180
+
+
+def runs(example) -> bool:  # type: ignore[no-untyped-def]
+    """A block right after `<!-- docs-check: run -->` is run, not only parsed."""
+    before = example.document.text[: example.start].rstrip().splitlines()
+    return bool(before) and before[-1].strip() == RUN_MARK
+
+
+def run_block(block: str, scratch: Path) -> None:
+    """Run a block's commands in order in `scratch` (the repository's configs and cluster
+    scripts linked in), as a user would in a fresh folder; fail on the first non-zero exit."""
+    for name in ("ray_jobs", "cluster"):
+        (scratch / name).symlink_to(ROOT / name)
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(
+        PATH=f"{bin_dir}:{env.get('PATH', '')}",
+        HF_HUB_OFFLINE="1",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_TMPDIR=str(scratch),
+    )
+    for argv in commands(block):
+        argv = [sys.executable if a in PYTHONS and i == 0 else a for i, a in enumerate(argv)]
+        run = subprocess.run(
+            argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
+        if run.returncode != 0:
+            raise DocCommandError(
+                f"`{' '.join(argv[:4])} ...` exited {run.returncode}: "
+                + _last_lines(run.stderr or run.stdout)
+            )
+
+
 def evaluate_block(example) -> None:  # type: ignore[no-untyped-def]
-    """Sybil evaluator: check every command of the block; fail naming page and line."""
+    """Sybil evaluator: check every command of the block (and run it after the run mark);
+    fail naming page and line."""
+    path = Path(example.path).resolve()
+    where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}:{example.line}"
     with tempfile.TemporaryDirectory(prefix="docs-check-") as tmp:
         for argv in commands(example.parsed):
             try:
                 with _in_root():
                     check_command(argv, Path(tmp))
             except DocCommandError as e:
-                path = Path(example.path).resolve()
-                shown_path = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-                where = f"{shown_path}:{example.line}"
                 shown = " ".join(argv)
                 shown = shown if len(shown) <= 160 else shown[:157] + "..."
                 raise DocCommandError(f"{where}: `{shown}`\n  {e}") from None
+    if runs(example):
+        with tempfile.TemporaryDirectory(prefix="docs-run-") as tmp:
+            try:
+                run_block(example.parsed, Path(tmp))
+            except DocCommandError as e:
+                raise DocCommandError(f"{where} (run): {e}") from None
 
 
 @contextlib.contextmanager

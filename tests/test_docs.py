@@ -90,6 +90,23 @@ def test_good_commands_pass_the_same_checks(tmp_path: Path) -> None:
     example.evaluate()
 
 
+def test_a_block_after_the_run_mark_is_run(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    good = "discriminator synth --n 20 --seed 3 --out data\ndiscriminator validate data/train.jsonl"
+    bad = (
+        "discriminator synth --n 20 --seed 3 --out data\ndiscriminator validate data/nothing.jsonl"
+    )
+    page.write_text(
+        f"# Run\n\n<!-- docs-check: run -->\n```bash\n{good}\n```\n\n"
+        f"<!-- docs-check: run -->\n```bash\n{bad}\n```\n\n```bash\n{bad}\n```\n"
+    )
+    ran, fails, parsed_only = docs_check.examples(page)
+    ran.evaluate()
+    with pytest.raises(DocCommandError, match=r"page.md:9 \(run\).*exited"):
+        fails.evaluate()
+    parsed_only.evaluate()  # the same commands, not run: the parser accepts them
+
+
 def test_shell_text_becomes_commands() -> None:
     got = docs_check.commands(
         "# a comment\nexport A=1\nray job submit \\\n  --no-wait -- python -m x --y 2>&1 | tee log\n"
