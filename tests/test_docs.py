@@ -102,7 +102,7 @@ def test_a_block_after_the_run_mark_is_run(tmp_path: Path) -> None:
     )
     ran, fails, parsed_only = docs_check.examples(page)
     ran.evaluate()
-    with pytest.raises(DocCommandError, match=r"page.md:9 \(run\).*exited"):
+    with pytest.raises(DocCommandError, match=r"page.md:10 \(run\).*exited 1: .*nothing.jsonl"):
         fails.evaluate()
     parsed_only.evaluate()  # the same commands, not run: the parser accepts them
 
