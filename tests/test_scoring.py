@@ -117,10 +117,29 @@ def test_p_error_is_taken_over_the_decision_tokens():
     got, off = scoring.decision_probs(logits.numpy(), good, errs)
     np.testing.assert_allclose(got, want, rtol=1e-9)
     np.testing.assert_allclose(off, 1 - sm[:, errs].sum(-1) - sm[:, good], rtol=1e-9, atol=1e-12)
-    # labels that share a first token: every token but good is an error, nothing is off
-    got, off = scoring.decision_probs(logits.numpy(), good, None)
-    np.testing.assert_allclose(got, 1 - sm[:, good], rtol=1e-9)
-    assert (off == 0).all()
+
+
+def test_a_tokenizer_whose_labels_share_a_first_token_is_refused_before_scoring(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """p_error has one definition per scoring version: no silent `1 - P(good)` fallback."""
+    from discriminator.scoring import job
+
+    def shared(tokenizer):
+        raise ValueError("categories share a first answer token: {'good': 5, 'Timeline': 9, ...}")
+
+    monkeypatch.setattr(job, "decision_ids", shared)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_bytes(b"".join(jl({"note": n}) for n in make_notes(2)))
+    cfg = load_config(
+        ScoreConfig,
+        REPO / "ray_jobs/configs/smoke_score.yaml",
+        [f"model.name_or_path={tiny_model_dir}"],
+    )
+    cfg.io.input, cfg.io.output = [str(notes)], str(tmp_path / "out")
+    with pytest.raises(scoring.ScoreError, match=r"cannot be scored with scoring version v2"):
+        scoring.run_scoring(cfg)
+    assert not (tmp_path / "out" / "_manifest.json").exists()
 
 
 def test_off_decision_summary():

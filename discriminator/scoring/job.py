@@ -14,6 +14,7 @@ from discriminator.config import ScoreConfig, to_dict
 from discriminator.prompt import (
     PROMPT_VERSION,
     SCORING_VERSION,
+    decision_ids,
     prompt_overhead,
 )
 from discriminator.scoring.plan import (
@@ -219,7 +220,15 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
     started = time.time()
     prov = provenance(cfg)
     tok_path = tokenizer_path(cfg)
-    overhead = prompt_overhead(tokenizer_for(tok_path))
+    tok = tokenizer_for(tok_path)
+    try:  # p_error is read over the decision tokens; no second rule under the same version
+        decision_ids(tok)
+    except ValueError as e:
+        raise ScoreError(
+            f"{tok_path}: this tokenizer cannot be scored with scoring version {SCORING_VERSION} "
+            f"({e}); the answer's first token must tell good and each category apart"
+        ) from None
+    overhead = prompt_overhead(tok)
     if cfg.scoring.max_prompt_tokens < overhead + 16:
         raise ScoreError(
             f"scoring.max_prompt_tokens={cfg.scoring.max_prompt_tokens} leaves no room for a "

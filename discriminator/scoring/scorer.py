@@ -28,23 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def decision_probs(
-    logits: Any, good_id: int, error_ids: list[int] | None
+    logits: Any, good_id: int, error_ids: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(p_error, off_decision) per row of last-position logits [batch, vocab], float64.
 
     The answer's first token is the decision: `good` or the first token of an error category.
     p_error = P(errors) / (P(good) + P(errors)), the error share of the mass on the decision
     tokens; off_decision = 1 - P(good) - P(errors), the mass on every other token (a diagnostic:
-    high when the model has not learned the answer format). `error_ids` None: every token but
-    `good` counts as an error (p_error = 1 - P(good), off_decision 0), for tokenizers whose
-    category labels share a first token. Computed in log space, so no mass underflows.
+    high when the model has not learned the answer format). Computed in log space, so no mass
+    underflows. There is no other rule: a tokenizer whose labels share a first token is refused
+    before scoring starts (`run_scoring`), so one scoring version means one definition.
     """
     x = np.asarray(logits, dtype=np.float64)
     log_z = _logsumexp(x)
     log_good = x[:, good_id]
-    if error_ids is None:
-        log_err = np.log(-np.expm1(np.minimum(log_good - log_z, 0.0)))
-        return np.exp(log_err), np.zeros(len(x))
     log_err = _logsumexp(x[:, error_ids])
     log_decision = np.logaddexp(log_good, log_err)
     p_error = np.exp(log_err - log_decision)
@@ -52,7 +49,7 @@ def decision_probs(
     return p_error, off
 
 
-def p_error_from_logits(logits: Any, good_id: int, error_ids: list[int] | None) -> np.ndarray:
+def p_error_from_logits(logits: Any, good_id: int, error_ids: list[int]) -> np.ndarray:
     """p_error per row of last-position logits (see `decision_probs`)."""
     return decision_probs(logits, good_id, error_ids)[0]
 
@@ -227,14 +224,10 @@ class Scorer:
         self.prefix, self.good_id = answer_ids(self.tok)
         # The tokens an error answer starts with ("Timeline", "PHI", ...): what p_error is read
         # over, and what a flagged note's reason starts from.
-        self.error_ids: list[int] | None
-        try:
-            _, self.error_ids = decision_ids(self.tok)
-            self.category_of_id = dict(zip(self.error_ids, CATEGORIES))
-            self.first_candidates = self.error_ids
-        except ValueError:  # labels share a first token: any token but "good"
-            self.error_ids, self.category_of_id = None, {}
-            self.first_candidates = [i for i in range(len(self.tok)) if i != self.good_id]
+        # (labels that share a first token were refused before scoring: `run_scoring`)
+        _, self.error_ids = decision_ids(self.tok)
+        self.category_of_id = dict(zip(self.error_ids, CATEGORIES))
+        self.first_candidates = self.error_ids
         eos = {self.tok.eos_token_id}
         eos |= {self.tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>")}
         eos = sorted(i for i in eos if isinstance(i, int) and i != self.tok.unk_token_id)
