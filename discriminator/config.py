@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from discriminator.prompt import DECISION_THRESHOLD
+
 T = TypeVar("T")
 
 SEVEN_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -455,7 +457,7 @@ class ScoreIOSection:
 class ScoringSection:
     generate: Literal["always", "never", "threshold"] = "threshold"
     """Generate the reason for notes over the threshold, for every note, or never."""
-    threshold: float = 0.5
+    threshold: float = DECISION_THRESHOLD
     """Verdict is `error` when p_error >= threshold."""
     max_new_tokens: int = 96
     """Greedy decoding budget for the reason (50 words fit in ~80 tokens)."""

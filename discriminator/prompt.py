@@ -17,6 +17,9 @@ PROMPT_VERSION = "v1"
 # taken over the decision tokens, P(errors) / (P("good") + P(errors)), with the mass on other
 # tokens kept as `off_decision`. Recorded with every score output; a resume never mixes versions.
 SCORING_VERSION = "v2"
+# The verdict's default: a note is an error when p_error >= DECISION_THRESHOLD (scoring, training's
+# first-token metrics, evaluation of scores without a verdict).
+DECISION_THRESHOLD = 0.5
 
 # category id -> the label that starts a reason ("Timeline error: ...").
 CATEGORY_LABELS: dict[str, str] = {

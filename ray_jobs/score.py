@@ -158,6 +158,8 @@ def _run(cfg: ScoreConfig) -> int:
         + (f", {run['notes_per_s']:.1f} notes/s" if run["notes_per_s"] else ""),
         flush=True,
     )
+    for what, n in run.get("slow_paths", {}).items():
+        print(f"[score] warning: {n:,} {what}", flush=True)
     if dups := manifest["duplicate_note_ids"]["count"]:
         print(f"[score] warning: {dups} note_id value(s) occur more than once", flush=True)
     off = manifest["off_decision"]

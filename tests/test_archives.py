@@ -251,6 +251,7 @@ def test_reruns_give_one_current_row_per_note_or_stop_before_scoring(
 
     m = run()
     assert_current(out, want(a=12)) and m["this_run"]["rows"] == 12
+    assert m["this_run"]["slow_paths"] == {}  # the batch tokenization and prompt head held
     # unchanged archive: nothing to score, with or without --update
     assert run()["this_run"]["rows"] == 0
     assert run(update=True)["this_run"]["rows"] == 0

@@ -383,6 +383,62 @@ def test_prompt_head_is_turned_off_when_the_tokenizer_merges_across_it(tiny_mode
         got = head.encode(tok, rendered)
     assert got == [list(x) for x in tok(rendered, add_special_tokens=False)["input_ids"]]
     assert head.text == "" and "prompt prefix reuse disabled" in caplog.text
+    assert prepare.SEEN[prepare.HEAD_MERGES] >= 1  # and said in the job's summary
+
+
+class _NoBatches:
+    """A tokenizer that fails on a list of texts (one at a time still works)."""
+
+    def __init__(self, tok):
+        self._tok = tok
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+    def __call__(self, text, **kw):
+        if isinstance(text, list):
+            raise RuntimeError("batch tokenization broke")
+        return self._tok(text, **kw)
+
+
+def test_a_failed_batch_tokenization_is_counted_and_said_not_swallowed(tiny_model_dir, caplog):
+    """The slow per-note path gives the same ids, and the notes that took it are counted
+    (`prepare.SEEN`, sent to the job's counter and printed in its summary) and logged."""
+    from discriminator.modeling import load_tokenizer
+    from discriminator.scoring import prepare
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    notes = make_notes(5, seed=3)
+    before = prepare.SEEN[prepare.SLOW_TOKENIZATION]
+    with caplog.at_level("WARNING", logger="discriminator.scoring.prepare"):
+        got = scoring.fit_prompts(_NoBatches(tok), notes, 3072)
+    assert got == [scoring.fit_prompt(tok, n, 3072) for n in notes]
+    assert prepare.SEEN[prepare.SLOW_TOKENIZATION] - before == 5
+    assert "5 note(s) tokenized one at a time" in caplog.text
+
+
+def test_per_tokenizer_caches_keep_no_tokenizer_alive_and_stay_bounded():
+    import gc
+    import weakref
+
+    from discriminator.scoring import prepare
+
+    class Tok:
+        pass
+
+    table: dict = {}
+    made = []
+    keep = [Tok() for _ in range(prepare.PER_TOKENIZER_CACHE + 3)]
+    for t in keep:
+        prepare._once(table, t, lambda t: made.append(t) or len(made))
+    assert len(table) == prepare.PER_TOKENIZER_CACHE  # the oldest were dropped
+    assert prepare._once(table, keep[-1], lambda t: 99) == len(keep)  # computed once
+    gone = Tok()
+    ref = weakref.ref(gone)
+    prepare._once(table, gone, lambda t: 0)
+    del gone, made[:]
+    gc.collect()
+    assert ref() is None, "the cache kept a dead tokenizer alive"
 
 
 def test_scorer_counts_progress_in_few_calls_and_loses_none(

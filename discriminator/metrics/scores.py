@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from discriminator.prompt import CATEGORIES, GOOD, OTHER, category_of
+from discriminator.prompt import CATEGORIES, DECISION_THRESHOLD, GOOD, OTHER, category_of
 
 NO_REASON = "no_reason"  # predicted error (threshold override) but the scorer wrote no reason
 CANONICAL = (GOOD, *CATEGORIES, OTHER)
@@ -174,7 +174,7 @@ def join(
 ) -> EvalData:
     """Match labels to score rows by id; count what does not match or is not ok.
 
-    threshold None: the scorer's verdict decides (p_error >= 0.5 where a verdict is missing);
+    threshold None: the scorer's verdict decides (p_error >= DECISION_THRESHOLD where a verdict is missing);
     otherwise a note is predicted error when p_error >= threshold.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -217,7 +217,7 @@ def join(
         elif verdict in ("good", "error"):
             pred = verdict == "error"
         else:
-            pred = None if math.isnan(pe) else bool(pe >= 0.5)
+            pred = None if math.isnan(pe) else bool(pe >= DECISION_THRESHOLD)
         if pred is None:
             no_prediction += 1
             continue

@@ -329,6 +329,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             log.info("--update: nothing new since the last run")
 
     scored = 0
+    seen: dict[str, int] = {}
     if todo:
         use_gpu, n_actors = actors or _resources(cfg)
         n_actors = min(n_actors, len(todo))  # a resume of a few chunks loads no idle models
@@ -347,7 +348,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             prepare_batch,
-            fn_kwargs={"cfg": cfg_dict, "tokenizer": tok_path},
+            fn_kwargs={"cfg": cfg_dict, "tokenizer": tok_path, "progress": counter},
             batch_size=1,
             batch_format="pyarrow",
             num_cpus=cfg.resources.prep_cpus,
@@ -374,6 +375,9 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             counter,
             tuple(cfg.io.keep_columns),
         )
+        seen = ray.get(counter.noted.remote())
+        for what, n in seen.items():
+            log.warning("%s: %s", what, f"{n:,}")
 
     table = read_output(cfg.io.output, columns=["note_id", "status", "truncated", "off_decision"])
     ids = Counter(table.column("note_id").to_pylist())
@@ -394,6 +398,7 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             "rows": scored,
             "seconds": round(elapsed, 3),
             "notes_per_s": round(scored / elapsed, 3) if elapsed else None,
+            "slow_paths": seen,
         },
         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )

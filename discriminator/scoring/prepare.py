@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,15 @@ from discriminator.sources import (
 )
 
 log = logging.getLogger(__name__)
+
+# Slow paths this process took and errors it survived, by what happened (a count of notes or
+# of tokenizers): sent to the job's counter actor with each prepared batch (`prepare_batch`), and
+# said once in the job's summary, so a fallback that costs a quarter of the CPU is never silent.
+SEEN: collections.Counter[str] = collections.Counter()
+_SENT: collections.Counter[str] = collections.Counter()
+SLOW_TOKENIZATION = "notes tokenized one at a time (the batch tokenization failed)"
+NO_HEAD = "tokenizers whose prompt head could not be rendered (no prompt-prefix reuse)"
+HEAD_MERGES = "tokenizers that merge across the prompt head (no prompt-prefix reuse)"
 
 
 @functools.lru_cache(maxsize=2)
@@ -119,17 +130,27 @@ def fit_prompt(tokenizer: Any, note: str, max_prompt_tokens: int) -> tuple[list[
         budget -= len(ids) - max_prompt_tokens
 
 
+PER_TOKENIZER_CACHE = 4  # tokenizers a process keeps a computed value for (one in a job)
+
+
 def _once(table: dict[int, tuple[Any, Any]], tokenizer: Any, make: Any) -> Any:
-    """`make(tokenizer)`, computed once per tokenizer object (keyed by id, checked by identity,
-    so a new tokenizer at a reused id is not given another's value)."""
-    hit = table.get(id(tokenizer))
-    if hit is None or hit[0] is not tokenizer:
-        hit = (tokenizer, make(tokenizer))
-        table[id(tokenizer)] = hit
+    """`make(tokenizer)`, computed once per tokenizer object. Keyed by id and checked by a weak
+    reference (a new tokenizer at a reused id is not given another's value, and the cache never
+    keeps a tokenizer alive); at most `PER_TOKENIZER_CACHE` entries, the oldest dropped first."""
+    key = id(tokenizer)
+    hit = table.get(key)
+    if hit is None or hit[0]() is not tokenizer:
+        hit = (weakref.ref(tokenizer), make(tokenizer))
+        table.pop(key, None)
+        table[key] = hit
+        for dead in [k for k, (ref, _) in table.items() if ref() is None]:
+            del table[dead]
+        while len(table) > PER_TOKENIZER_CACHE:
+            del table[next(iter(table))]
     return hit[1]
 
 
-_TEMPLATE: dict[int, tuple[Any, tuple[list[int], int]]] = {}  # id -> (it, (prefix, overhead))
+_TEMPLATE: dict[int, tuple[Any, tuple[list[int], int]]] = {}  # id -> (ref, (prefix, overhead))
 
 
 def _template(tokenizer: Any) -> tuple[list[int], int]:
@@ -154,7 +175,9 @@ class PromptHead:
         self.text, self.ids, self.checked = "", [], 0
         try:
             a, b = render_prompt(tokenizer, "A"), render_prompt(tokenizer, "B")
-        except Exception:
+        except Exception as e:  # each prompt is then tokenized whole: slower, same ids
+            SEEN[NO_HEAD] += 1
+            log.warning("prompt head not rendered (%s): no prompt-prefix reuse", type(e).__name__)
             return
         common = a[: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
         ends = [
@@ -178,6 +201,7 @@ class PromptHead:
             self.checked += n
             if [list(w) for w in whole] != out[:n]:
                 log.warning("prompt prefix reuse disabled: this tokenizer merges across it")
+                SEEN[HEAD_MERGES] += 1
                 self.text, self.ids = "", []
                 return [
                     list(ids) for ids in tokenizer(rendered, add_special_tokens=False)["input_ids"]
@@ -185,7 +209,7 @@ class PromptHead:
         return out
 
 
-_HEADS: dict[int, tuple[Any, PromptHead]] = {}  # id(tokenizer) -> (it, its head)
+_HEADS: dict[int, tuple[Any, PromptHead]] = {}  # id(tokenizer) -> (weak ref, its head)
 
 
 def prompt_head(tokenizer: Any) -> PromptHead:
@@ -212,7 +236,13 @@ def fit_prompts(
         rendered = [render_prompt(tokenizer, notes[i]) for i in whole]
         for i, ids in zip(whole, prompt_head(tokenizer).encode(tokenizer, rendered), strict=True):
             encoded[i] = ids
-    except Exception:
+    except Exception as e:  # every note then goes through `fit_prompt` on its own
+        SEEN[SLOW_TOKENIZATION] += len(whole)
+        log.warning(
+            "batch tokenization failed (%s): %d note(s) tokenized one at a time",
+            type(e).__name__,
+            len(whole),
+        )
         encoded = [None] * len(notes)
     for i, note in enumerate(notes):
         ids = encoded[i]
@@ -226,8 +256,9 @@ def fit_prompts(
     return out
 
 
-def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
-    """Ray Data map: chunk descriptors -> one prepared row per physical line/row."""
+def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str, progress: Any = None) -> pa.Table:
+    """Ray Data map: chunk descriptors -> one prepared row per physical line/row. `progress`:
+    the job's counter actor, told what slow paths this process took (`SEEN`)."""
     c = from_dict(ScoreConfig, cfg)
     tok = tokenizer_for(tokenizer)
     text_col, id_col = c.io.text_column, c.io.id_column
@@ -275,4 +306,17 @@ def prepare_batch(batch: pa.Table, cfg: dict, tokenizer: str) -> pa.Table:
             row.update(input_ids=ids, n_tokens=len(ids), truncated=truncated)
         if not c.io.keep_text:
             row["note"] = None
+    report_seen(progress)
     return pa.Table.from_pylist(rows, schema=PREP_SCHEMA)
+
+
+def report_seen(progress: Any) -> None:
+    """Send what `SEEN` gained since the last report to the job's counter (waited for: it is
+    rare, and the driver reads the counter as soon as the last batch is done)."""
+    new = SEEN - _SENT
+    if progress is None or not new:
+        return
+    import ray
+
+    ray.get(progress.note.remote(dict(new)))
+    _SENT.update(new)

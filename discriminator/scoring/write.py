@@ -146,12 +146,21 @@ def progress_counter() -> Any:
     class Counter:
         def __init__(self) -> None:
             self.n = 0
+            self.seen: dict[str, int] = {}
 
         def add(self, n: int) -> None:
             self.n += n
 
         def get(self) -> int:
             return self.n
+
+        def note(self, counts: dict[str, int]) -> None:
+            """Slow paths taken, errors survived (`prepare.SEEN`), summed over the processes."""
+            for k, v in counts.items():
+                self.seen[k] = self.seen.get(k, 0) + v
+
+        def noted(self) -> dict[str, int]:
+            return dict(sorted(self.seen.items()))
 
     return Counter.remote()
 
@@ -171,7 +180,7 @@ class _Progress:
     def __init__(self, total: int, parts: int, counter: Any = None, every: float = 5.0):
         self.total, self.parts_total, self.every = total, parts, every
         self.counter = counter
-        self.done = self.scored = self.parts = 0
+        self.done = self.scored = self.parts = self.poll_failures = 0
         self.t0 = self.shown = time.monotonic()
         self.said = (0, 0)  # (rows, parts) of the last line
         self._lock = threading.Lock()
@@ -186,7 +195,8 @@ class _Progress:
         while not self._stop.wait(self.every):
             try:
                 self.scored = int(ray.get(self.counter.get.remote(), timeout=self.every))
-            except Exception:
+            except Exception:  # a slow or lost counter: the figures lag, the job goes on
+                self.poll_failures += 1
                 continue
             self.show()
 
@@ -200,6 +210,11 @@ class _Progress:
 
     def close(self) -> None:
         self._stop.set()
+        if self.poll_failures:
+            log.warning(
+                "the progress counter did not answer %d time(s): the progress figures lagged",
+                self.poll_failures,
+            )
         self.show(final=True)
         console.stage(self._stage, phase=False)
 

@@ -41,7 +41,10 @@ def first_token_scores(
 
 
 def first_token_metrics(
-    true_categories: list[str], p_error: list[float], predicted: list[str], threshold: float = 0.5
+    true_categories: list[str],
+    p_error: list[float],
+    predicted: list[str],
+    threshold: float = prompt.DECISION_THRESHOLD,
 ) -> dict[str, float]:
     """AUROC of p_error for "has an error", balanced accuracy at `threshold`, and the share of
     detected errors (true errors with p_error >= threshold) whose first token names the right
