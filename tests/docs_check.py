@@ -113,6 +113,8 @@ def check_command(argv: list[str], tmp: Path) -> None:
         return _parse_only("discriminator.cli", args)
     if prog == "ray":
         return _check_ray(args, tmp)
+    if prog == "pytest":
+        return _check_python(["-m", "pytest", *args], tmp)
     if prog == "make":
         return _check_make(args)
     if prog in ("cluster/submit", "./cluster/submit"):
