@@ -21,7 +21,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -174,11 +173,9 @@ def _report(bench: str, args: argparse.Namespace, settings: dict, data: dict) ->
     return {
         "benchmark": bench,
         "smoke": args.smoke,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **common.provenance(),  # date, git_commit, machine, versions: one run, one report
         "command": " ".join(["python", "-m", "benchmarks.gpu", *args.argv]),
-        "machine": common.machine_info(),
         "device": None,
-        "versions": common.versions(),
         "config": settings,
         "data": data,
         "results": {},
