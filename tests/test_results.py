@@ -299,3 +299,35 @@ def test_demo_benchmark_runs_the_demo_with_an_empty_cache(tmp_path, monkeypatch,
     capsys.readouterr()
     assert demo.main(["--table", "--out", str(out)]) == 0
     assert "| synth | 1 |  |" in capsys.readouterr().out
+
+
+def test_a_skip_run_stamps_only_what_it_measures(tmp_path, monkeypatch):
+    """score_scale's main with every part but planning skipped (no Ray, no model): planning gets
+    this run's provenance, the kept parts keep theirs."""
+    import discriminator.modeling
+    import discriminator.runtime
+
+    monkeypatch.setattr(discriminator.runtime, "init_ray", lambda **kw: None)
+    monkeypatch.setattr(discriminator.runtime, "ray_folder", lambda: tmp_path / "ray")
+    monkeypatch.setattr(discriminator.modeling, "resolve_model", lambda name: name)
+    old_prov = _prov("2026-12-03", "a" * 40, "5.24")
+    real = json.loads((common.RESULTS / "score_scale.json").read_text())
+    kept = {**real["stand_in"], **old_prov, "note": "idle"}
+    out = tmp_path / "score_scale.json"
+    out.write_text(json.dumps({
+        "benchmark": "score_scale",
+        "this_run": {**old_prov, "measured": ["planning", "stand_in"], "note": "idle"},
+        "planning": {"s_100k": 0.2, **old_prov},
+        "stand_in": kept,
+    }))  # fmt: skip
+    argv = ["--notes", "40", "--files", "2", "--small", "20", "--data", str(tmp_path / "data"),
+            "--out", str(out), "--note", "test", "--skip", "stand-in", "mimic", "tiny", "resume"]  # fmt: skip
+    assert score_scale.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["stand_in"] == kept
+    assert report["this_run"]["measured"] == ["planning"]
+    planning = report["planning"]
+    assert planning["git_commit"] == common.git_commit() and planning["note"] == "test"
+    assert planning["date"] == report["this_run"]["date"] != old_prov["date"]
+    assert planning["archive"]["notes"] == 40 and planning["s_100k"] >= 0
+    assert list(report) == ["benchmark", "this_run", "planning", "stand_in"]
