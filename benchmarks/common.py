@@ -218,6 +218,12 @@ def device_info() -> dict[str, Any]:
     }
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (for messages and docs)."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 

@@ -4,7 +4,7 @@
     python -m benchmarks.score_scale --notes 20000 --files 40 --tiny-notes 400 \
         --mimic-notes 5000                                  # a quick look
     python -m benchmarks.score_scale --skip stand-in resume # keep those parts from --out
-    python -m benchmarks.score_scale --table [mimic]        # the markdown table, no run
+    python -m benchmarks.score_scale --table [scale|mimic]  # the markdown tables, no run
 
 Makes a synthetic archive once (`--data`, default /tmp/score-scale: word-salad notes of 300-900
 words, the realistic profile's length, half JSONL and half parquet files, two bad rows in each;
@@ -37,7 +37,8 @@ benchmark keeps what it measured. One key per part (planning, stand_in, mimic, t
 each with its figures and the provenance of the run that measured it (date, git_commit, machine,
 versions, note); `this_run` is the provenance of the latest run and the parts it measured.
 `--skip PART...` does not run those parts and keeps them from --out as they were.
-`--table [scale|mimic]` prints the README's tables from --out without running anything.
+`--table [scale|mimic]` prints the docs' tables from --out (both by default) without running
+anything.
 """
 
 from __future__ import annotations
@@ -522,14 +523,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "mimic", "tiny", "resume"],
                     help="parts not to run; their figures in --out are kept")  # fmt: skip
     ap.add_argument("--note", default=None, help="conditions to record with the figures")
-    ap.add_argument("--table", nargs="?", const="scale", choices=TABLES,
-                    help="print a markdown table from --out (scale: the archive-scale figures, "
-                         "the default; mimic: the MIMIC-shaped case); nothing is run")  # fmt: skip
+    ap.add_argument("--table", nargs="?", const="all", choices=[*TABLES, "all"],
+                    help="print the markdown tables from --out (scale: the archive-scale figures; "
+                         "mimic: the MIMIC-shaped case; both by default); nothing is run")  # fmt: skip
     args = ap.parse_args(argv)
     if args.table:
         if not Path(args.out).exists():
             ap.error(f"{args.out} not found: run the benchmark first")
-        print(TABLES[args.table](json.loads(Path(args.out).read_text())))
+        report = json.loads(Path(args.out).read_text())
+        names = list(TABLES) if args.table == "all" else [args.table]
+        print("\n\n".join(TABLES[n](report) for n in names if n != "mimic" or "mimic" in report))
         return 0
 
     out_path = Path(args.out)
