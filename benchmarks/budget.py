@@ -184,15 +184,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
     steps = parse_modes(args.modes)
     plan = timeline(steps, deadline, smoke)
     print_timeline(plan, f"budget{' --smoke' if smoke else ''}: planned timeline")
-    machine = common.machine_info()
+    prov = common.provenance()  # date, git_commit, machine, versions: one run, one report
+    machine = prov["machine"]
     report: dict[str, Any] = {
         "benchmark": "budget-smoke" if smoke else "budget",
         "smoke": smoke,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **prov,
         "command": " ".join(["python", "-m", "benchmarks.gpu", *args.argv]),
-        "machine": machine,
         "device": None,
-        "versions": common.versions(),
         "counts": counts,
         "plan": plan,
         "timeline": [],

@@ -113,6 +113,90 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def git_commit(repo: Path = REPO) -> str | None:
+    """`git rev-parse HEAD` of `repo`, `-dirty` when tracked files have uncommitted changes;
+    None outside a git checkout (e.g. a tree copied to a GPU machine).
+
+    Changes under benchmarks/results/ do not count: a benchmark writes its own results file, so
+    a resumed or `--skip` run would otherwise always read as dirty.
+    """
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, timeout=30)  # fmt: skip
+        if head.returncode != 0:
+            return None
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)benchmarks/results"],
+            cwd=repo, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+
+
+PROVENANCE_KEYS = ("date", "git_commit", "machine", "versions")
+
+
+def provenance() -> dict[str, Any]:
+    """What a measured section records about its own run: when (ISO date), at which commit, on
+    which machine, with which packages. Take it once when the run starts and stamp every
+    section the run measures with it; a section kept from an earlier run keeps its own."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": git_commit(),
+        "machine": machine_info(),
+        "versions": versions(),
+    }
+
+
+# The parts of score_scale.json a run measures or, with --skip, keeps from an earlier run.
+SCORE_SCALE_PARTS = ("planning", "stand_in", "mimic", "tiny", "resume")
+
+
+def sections(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The parts of a results file that each carry their own provenance (PROVENANCE_KEYS).
+
+    learning: every point of every curve (a resumed run adds points to a curve, another run
+    adds curves); score_scale: each part (`--skip` keeps parts of an earlier run); any other
+    report is written whole by one run, so its top level is its one section.
+    """
+    kind = report.get("benchmark")
+    if kind == "learning":
+        return {f"{key} @ {p['examples']}": p
+                for key, c in report.get("curves", {}).items() for p in c["points"]}  # fmt: skip
+    if kind == "score_scale":
+        return {p: report[p] for p in SCORE_SCALE_PARTS if p in report}
+    return {"report": report}
+
+
+def short_commit(commit: str | None) -> str:
+    if commit is None:
+        return "no git checkout"
+    sha, dirty, _ = commit.partition("-dirty")
+    return f"commit {sha[:12]}{dirty}"
+
+
+def provenance_text(sections: dict[str, dict[str, Any]]) -> str:
+    """One line under a generated table: the date, commit, machine and main packages of the
+    sections shown (sections that agree on all of them are named together)."""
+    groups: dict[str, list[str]] = {}
+    for name, sec in sections.items():
+        m = sec.get("machine") or {}
+        where = m.get("gpu") or m.get("cpu") or "unknown machine"
+        cores = None if m.get("gpu") else m.get("cpus") or m.get("torch_threads")
+        where += f" x {cores} cores" if cores else ""
+        v = sec.get("versions") or {}
+        pkgs = ", ".join(f"{k} {v[k]}" for k in ("torch", "transformers", "ray") if v.get(k))
+        text = f"{str(sec.get('date'))[:10]}, {short_commit(sec.get('git_commit'))}, {where}"
+        text += f"; {pkgs}" if pkgs else ""
+        text += f" ({sec['provenance']})" if sec.get("provenance") else ""
+        groups.setdefault(text, []).append(name)
+    if len(groups) == 1:  # one run (or runs alike in all of these): no need to name the parts
+        return f"Measured {next(iter(groups))}."
+    return "Measured " + "; ".join(f"{', '.join(n)}: {t}" for t, n in groups.items()) + "."
+
+
 def device_info() -> dict[str, Any]:
     import torch
 
@@ -132,6 +216,12 @@ def device_info() -> dict[str, Any]:
         "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (for messages and docs)."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def slug(text: str) -> str:

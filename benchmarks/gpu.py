@@ -18,14 +18,15 @@ measured in the same run. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from discriminator.numbers import fmt
 
 common.set_env()
 
@@ -174,11 +175,9 @@ def _report(bench: str, args: argparse.Namespace, settings: dict, data: dict) ->
     return {
         "benchmark": bench,
         "smoke": args.smoke,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **common.provenance(),  # date, git_commit, machine, versions: one run, one report
         "command": " ".join(["python", "-m", "benchmarks.gpu", *args.argv]),
-        "machine": common.machine_info(),
         "device": None,
-        "versions": common.versions(),
         "config": settings,
         "data": data,
         "results": {},
@@ -322,11 +321,50 @@ def pack_check(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_GPU_REPORT = "No GPU figures yet: `benchmarks/results/` holds no GPU report."
+
+
+def gpu_reports(folder: Path) -> list[dict[str, Any]]:
+    """The newest non-smoke GPU report of each benchmark (budget, train, score) in `folder`."""
+    latest: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):  # the stamp in the name sorts by time
+        r = json.loads(path.read_text())
+        if r.get("benchmark") in ("budget", "train", "score") and not r.get("smoke"):
+            latest[r["benchmark"]] = r
+    return list(latest.values())
+
+
+def markdown_table(reports: list[dict[str, Any]]) -> str:
+    """Each mode's throughput and peak GPU memory, from the newest GPU reports."""
+    if not reports:
+        return NO_GPU_REPORT
+    lines = ["| report | step | mode | throughput | peak reserved (GiB) |", "|---|---|---|---|---|"]
+    for rep in reports:
+        kinds = (
+            rep["results"] if rep["benchmark"] == "budget" else {rep["benchmark"]: rep["results"]}
+        )
+        for kind, modes in kinds.items():
+            for mode, r in modes.items():
+                if kind == "setup":
+                    continue
+                speed = (f"{fmt(r.get('real_tokens_per_s'), ',.0f', '–')} real tokens/s"
+                         if kind == "train" else f"{fmt(r.get('notes_per_s'), ',.1f', '–')} notes/s")  # fmt: skip
+                speed = f"error: {r['error'][:60]}" if "error" in r else speed
+                mem = fmt((r.get("memory") or {}).get("peak_reserved_gib"), ".1f", "–")
+                lines.append(f"| {rep['benchmark']} | {kind} | {mode} | {speed} | {mem} |")
+    shown = {f"{r['benchmark']} report": r for r in reports}
+    return "\n".join(lines) + "\n\n" + common.provenance_text(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["worker"]:
         return common.worker_main(argv[1], argv[2])
+    if argv[:1] == ["--table"]:  # the docs' table from the newest reports; nothing is run
+        out = argv[argv.index("--out") + 1] if "--out" in argv else common.RESULTS
+        print(markdown_table(gpu_reports(Path(out))))
+        return 0
     args = parse_args(argv)
     if args.command == "pack-check":
         return pack_check(args)

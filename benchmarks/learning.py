@@ -3,6 +3,7 @@
     python -m benchmarks.learning                                  # smollm2 + tiny, 2,000 examples
     python -m benchmarks.learning --models tiny --categories structure --train-examples 800
     python -m benchmarks.learning --decision-weights 1 10          # plain vs decision-weighted loss
+    python -m benchmarks.learning --table [--out FILE] [--models smollm2]   # the table, no run
 
 For every (model, decision weight) it fine-tunes with the training job's own code (TRL
 `SFTTrainer` on Ray Train, LoRA on the seven projections, the prompt contract, completion-only
@@ -16,6 +17,8 @@ The learning rate is constant after warm-up, so the checkpoint at N examples is 
 the last point is. Resumable: each point's figures are written to the JSON as they come, and a
 run that was cut off goes on from the last Ray Train checkpoint and the last scored point when
 started again with the same arguments. A PNG of the curves is written beside the JSON.
+Every point records the provenance of the run that measured it (date, git_commit, machine,
+versions: `common.provenance()`); `this_run` describes the latest invocation.
 """
 
 from __future__ import annotations
@@ -198,7 +201,11 @@ def _save(path: Path, report: dict) -> None:
     plot(report, path.with_suffix(".png"))
 
 
-def run_curve(args: argparse.Namespace, report: dict, model: str, weight: float) -> None:
+def run_curve(
+    args: argparse.Namespace, report: dict, model: str, weight: float, prov: dict
+) -> None:
+    """Train and score the points of one curve not in `report` yet, each stamped with `prov`
+    (this run's provenance: a resumed curve holds points of several runs)."""
     from discriminator import modeling, training
 
     key = f"{model} w{weight:g}"
@@ -210,7 +217,7 @@ def run_curve(args: argparse.Namespace, report: dict, model: str, weight: float)
     test = [json.loads(x) for x in (data / "test.jsonl").read_text().splitlines()]
     if 0 not in done and args.zero_shot:
         print(f"[learning] {key}: scoring the base model (zero-shot)", flush=True)
-        point = {"examples": 0, "step": 0, **_score(model, None, test, args)}
+        point = {"examples": 0, "step": 0, **_score(model, None, test, args), **prov}
         curve["points"].append(point)
         _save(Path(args.out), report)
         _print(key, point)
@@ -224,7 +231,12 @@ def run_curve(args: argparse.Namespace, report: dict, model: str, weight: float)
         prepared = training.prepare_data(cfg, modeling.load_tokenizer(model))
         print(f"[learning] {key}: training to {n} examples (step {steps})", flush=True)
         trained = _train_to(cfg, prepared, storage, name)
-        point = {"examples": n, **trained, **_score(model, trained["checkpoint"], test, args)}
+        point = {
+            "examples": n,
+            **trained,
+            **_score(model, trained["checkpoint"], test, args),
+            **prov,
+        }
         point.pop("checkpoint")
         curve["points"].append(point)
         curve["points"].sort(key=lambda p: p["examples"])
@@ -242,8 +254,10 @@ def _print(key: str, p: dict) -> None:
     )
 
 
-def markdown_table(report: dict) -> str:
-    """The report's curves as the README's table: each figure with its 95% interval."""
+def markdown_table(report: dict, models: list[str] | None = None) -> str:
+    """The report's curves as the README's table: each figure with its 95% interval, then the
+    provenance of the points shown. `models`: only the curves of these bases."""
+    curves = {k: c for k, c in report["curves"].items() if not models or c["model"] in models}
     from discriminator import metrics, prompt
 
     rows = [
@@ -251,7 +265,7 @@ def markdown_table(report: dict) -> str:
         "[95% CI] | flagged | recall: clin. / time / PHI / just. / struct. | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for c in report["curves"].values():
+    for c in curves.values():
         for p in c["points"]:
             cells = [
                 f"{c['model']}, decision weight {c['decision_weight']:g}",
@@ -263,7 +277,8 @@ def markdown_table(report: dict) -> str:
                 fmt(p.get("train_seconds"), ".1f", "–"),
             ]  # fmt: skip
             rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    shown = common.sections({"benchmark": "learning", "curves": curves})
+    return "\n".join(rows) + "\n\n" + common.provenance_text(shown)
 
 
 def _band(ax: Any, x: list, pts: list[dict], key: str, color: str) -> None:
@@ -317,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", nargs="+", default=["smollm2", "tiny"])
+    p.add_argument("--models", nargs="+", default=None,
+                   help="bases to train (default: smollm2 tiny); with --table, the curves shown "
+                        "(default: all)")  # fmt: skip
     p.add_argument("--decision-weights", nargs="+", type=float, default=[1.0],
                    help="loss weight of the answer's first token (1 = plain SFT)")  # fmt: skip
     p.add_argument("--points", nargs="+", type=int, default=[256, 512, 1024, 2048],
@@ -352,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         if not Path(args.out).exists():
             p.error(f"{args.out} not found: run the benchmark first")
-        print(markdown_table(json.loads(Path(args.out).read_text())))
+        print(markdown_table(json.loads(Path(args.out).read_text()), args.models))
         return 0
+    args.models = args.models or ["smollm2", "tiny"]
     args.dtype = args.dtype or ("bfloat16" if common.on_cuda() else "float32")
     args.learning_rate = {"smollm2": args.lr_smollm2, "tiny": args.lr_tiny}
     for m in args.models:
@@ -396,14 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     begin_run(report)
     report["settings"] = settings
     report.setdefault("learning_rates", {}).update({m: args.learning_rate[m] for m in args.models})
-    report["device"] = common.device_info()
-    report["versions"] = common.versions()
+    prov = common.provenance()
+    for key in ("device", "versions"):  # an older layout's; they now live in this_run
+        report.pop(key, None)
+    report["this_run"] = {**prov, "device": common.device_info()}
     report.setdefault("curves", {})
     init_ray()
     t0 = time.time()
     for model in args.models:
         for weight in args.decision_weights:
-            run_curve(args, report, model, weight)
+            run_curve(args, report, model, weight, prov)
     report["finished"] = common.stamp()
     report["seconds_this_run"] = round(time.time() - t0)
     _save(out, report)

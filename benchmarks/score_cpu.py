@@ -1,6 +1,7 @@
 """CPU scoring throughput: the Ray Data pipeline vs a plain in-process loop, same notes and batches.
 
     python -m benchmarks.score_cpu --notes 64
+    python -m benchmarks.score_cpu --table      # the table from the JSON, no run
 
 Builds the tiny offline model and a random LoRA adapter in a temp dir, writes N synthetic notes,
 then measures on the same machine in the same run:
@@ -11,7 +12,8 @@ then measures on the same machine in the same run:
     local Ray cluster (sampled from /proc every 0.2 s).
 Pipeline times include starting the actor and loading the model (the fixed cost that a real
 archive amortises); the in-process row reports its load time separately.
-Writes benchmarks/results/score_cpu.json with machine info, versions and date.
+Writes benchmarks/results/score_cpu.json with the run's provenance (date, git_commit, machine,
+versions); `--table` prints it as the README's markdown table without running anything.
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import threading
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,6 +33,9 @@ os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from benchmarks import archive
+from benchmarks.common import provenance, provenance_text
+from discriminator.files import write_atomic
+from discriminator.numbers import fmt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,12 +154,37 @@ def pipeline(cfg, n_notes: int, marker: str) -> dict:
     return {"mode": "ray-data", "notes": n_notes, "wall_s": wall, "peak_rss_mb": mem.peak / 2**20}
 
 
-def main() -> None:
+def markdown_table(report: dict) -> str:
+    """The README's table: each mode's notes, wall time, throughput, load time and peak RSS."""
+    lines = ["| mode | notes | wall (s) | notes/s | model load (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    names = {"in-process": "in-process loop (baseline)", "ray-data": "Ray Data pipeline"}
+    for r in report["results"]:
+        cells = [names.get(r["mode"], r["mode"]), f"{r['notes']:,}", fmt(r["wall_s"], ".1f"),
+                 fmt(r["notes"] / r["wall_s"], ".1f"), fmt(r.get("load_s"), ".2f", "–"),
+                 fmt(r.get("peak_rss_mb"), ",.0f", "–")]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    s = report["settings"]
+    note = (f"Model {s['model']}, `scoring.generate={s['generate']}`, batching of "
+            f"`{s['batching']}`, one actor of {s['actor_cpus']} CPU; pipeline times include the "
+            "actor's start and model load.")  # fmt: skip
+    return "\n".join(lines) + "\n\n" + note + " " + provenance_text({"score_cpu": report})
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--notes", type=int, default=64, help="notes for the throughput comparison")
     ap.add_argument("--generate", default="never", choices=["never", "threshold", "always"])
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_cpu.json"))
-    args = ap.parse_args()
+    ap.add_argument("--table", action="store_true",
+                    help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
+    args = ap.parse_args(argv)
+    if args.table:
+        if not Path(args.out).exists():
+            ap.error(f"{args.out} not found: run the benchmark first")
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
+    prov = provenance()  # before the run: the tree and packages it measures
 
     import ray
 
@@ -192,18 +221,9 @@ def main() -> None:
         r["notes_per_s"] = r["notes"] / r["wall_s"]
         print(f"{r['mode']:<11} {r['notes']:>6} {r['wall_s']:>8.2f} {r['notes_per_s']:>8.2f} "
               f"{r.get('load_s', float('nan')):>7.2f} {r.get('peak_rss_mb', float('nan')):>12.0f}")  # fmt: skip
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
     report = {
         "benchmark": "score_cpu",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu": cpu,
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "versions": {p: version(p) for p in ("torch", "ray", "transformers", "peft", "pyarrow")},
+        **prov,
         "settings": {
             "notes": args.notes,
             "generate": args.generate,
@@ -215,9 +235,10 @@ def main() -> None:
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

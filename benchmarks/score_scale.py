@@ -3,6 +3,8 @@
     python -m benchmarks.score_scale                        # everything (~1 h 15 min)
     python -m benchmarks.score_scale --notes 20000 --files 40 --tiny-notes 400 \
         --mimic-notes 5000                                  # a quick look
+    python -m benchmarks.score_scale --skip stand-in resume # keep those parts from --out
+    python -m benchmarks.score_scale --table [scale|mimic]  # the markdown tables, no run
 
 Makes a synthetic archive once (`--data`, default /tmp/score-scale: word-salad notes of 300-900
 words, the realistic profile's length, half JSONL and half parquet files, two bad rows in each;
@@ -31,11 +33,12 @@ words, the realistic profile's length, half JSONL and half parquet files, two ba
      planning time.
 
 Writes JSON (default benchmarks/results/score_scale.json) after every step, so an interrupted
-benchmark keeps what it measured. Top-level keys: pipeline_notes_per_s (stand-in, whole archive),
-planning_s_100k, driver_peak_rss_mb_10k, driver_peak_rss_mb_100k, rows_in, rows_out,
-ray_data_notes_per_s, in_process_notes_per_s (tiny model, the same notes), mimic_csv_vs_jsonl,
-parquet_1rg_vs_jsonl (notes/s ratios), mimic_peak_rss_mb (the largest process in any of the three),
-mimic_rows_in, mimic_rows_out, ray_data_vs_in_process_10k.
+benchmark keeps what it measured. One key per part (planning, stand_in, mimic, tiny, resume),
+each with its figures and the provenance of the run that measured it (date, git_commit, machine,
+versions, note); `this_run` is the provenance of the latest run and the parts it measured.
+`--skip PART...` does not run those parts and keeps them from --out as they were.
+`--table [scale|mimic]` prints the docs' tables from --out (both by default) without running
+anything.
 """
 
 from __future__ import annotations
@@ -62,8 +65,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 
 from benchmarks import archive
+from benchmarks.common import SCORE_SCALE_PARTS, provenance, provenance_text
 from benchmarks.score_cpu import PeakRSS
 from discriminator import scoring
+from discriminator.files import write_atomic
+from discriminator.numbers import fmt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -386,6 +392,118 @@ def mimic_case(args: Any, model: str, work: Path, ray_tmp: str) -> dict[str, Any
     return result
 
 
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The report a run writes: the parts it measured (in `new`, with its `this_run`) and, from
+    `old` (the earlier report, with --skip), every part it did not measure, untouched, with the
+    provenance of the run that measured it."""
+    out = {"benchmark": "score_scale", "this_run": new["this_run"]}
+    for part in SCORE_SCALE_PARTS:
+        if part in new or (old and part in old):
+            out[part] = new[part] if part in new else old[part]  # type: ignore[index]
+    return out
+
+
+# What each figure aims at (the targets the benchmark checks the pipeline against).
+AIMS = {
+    "planning": "< 30 s",
+    "stand_in": "≥ 1,000 notes/s",
+    "rss": "< 1.5 GB, flat",
+    "rows": "equal, no duplicate id",
+    "tiny": "≥ 0.95x at ≥ 10,000 notes",
+    "first_part": "≤ 2 chunks",
+    "gap": "~10 s",
+    "resume": "exact",
+}
+
+
+def _n(x: Any, spec: str = ",.0f") -> str:
+    """A figure as text (`spec` for ints too), "–" when missing."""
+    return fmt(float(x) if isinstance(x, int) else x, spec, "–")
+
+
+def figures_table(report: dict[str, Any]) -> str:
+    """The archive-scale figures as a markdown table, each row naming the part it comes from,
+    and the provenance of those parts."""
+    rows: list[tuple[str, str, str, str]] = []
+    if p := report.get("planning"):
+        a = p["archive"]
+        rows.append((f"planning, {a['notes']:,} notes in {a['files']} files",
+                     f"{_n(p['s_100k'], '.2f')} s; the 10k subset: {_n(p['s_10k'], '.2f')} s",
+                     AIMS["planning"], "planning"))  # fmt: skip
+    if (st := report.get("stand_in")) and "100k" in st:
+        big, sm = st["100k"], st["10k"]
+        rows += [
+            ("stand-in pipeline, whole archive / 10k subset",
+             f"**{_n(big['notes_per_s'])} notes/s** ({_n(big['wall_s'], '.1f')} s, the scorer "
+             f"ready at {_n(big['scorer_ready_s'], '.1f')} s) / {_n(sm['notes_per_s'])} notes/s "
+             f"({_n(sm['wall_s'], '.1f')} s, ready at {_n(sm['scorer_ready_s'], '.1f')} s)",
+             AIMS["stand_in"], "stand_in"),
+            ("driver peak RSS, 10k / whole archive",
+             f"{_n(sm['driver_peak_rss_mb'])} / {_n(big['driver_peak_rss_mb'])} MB (workers "
+             f"{_n(sm['workers_peak_rss_mb'])} / {_n(big['workers_peak_rss_mb'])} MB), spilled "
+             f"{_n(big['object_store_spilled_mb'])} MB", AIMS["rss"], "stand_in"),
+            ("rows in / out, whole archive",
+             f"{_n(big['rows_expected'])} / {_n(big['rows_out'])} "
+             f"({_n(big['counts'].get('invalid_input', 0))} `invalid_input`), "
+             f"{big['duplicate_note_ids']} duplicate ids", AIMS["rows"], "stand_in"),
+        ]  # fmt: skip
+    if t := report.get("tiny"):
+        rd, ip = t["ray_data"], t["in_process"]
+        rows += [
+            (f"`tiny`, {t['notes']:,} notes, {t['chunk_rows']:,}-row chunks: Ray Data / "
+             "in-process",
+             f"{_n(rd['notes_per_s'], '.1f')} / {_n(ip['notes_per_s'], '.1f')} notes/s "
+             f"({_n(rd['wall_s'])} / {_n(ip['wall_s'])} s), **{t['ray_data_vs_in_process']:.2f}x**;"
+             f" the scorer ready {_n(rd['scorer_ready_s'], '.1f')} s after the start (the loop "
+             f"loads its model in {_n(ip['load_s'], '.1f')} s); one chunk takes "
+             f"{_n(rd.get('chunk_call_median_s'))} s in the actor, {_n(t['one_chunk_s'])} s in "
+             "the loop", AIMS["tiny"], "tiny"),
+            ("first part file (`tiny`)",
+             f"{_n(rd['first_part_s'], '.1f')} s after the job's start, "
+             f"{_n(rd['first_part_after_ready_s'], '.1f')} s after the scorer is ready",
+             AIMS["first_part"], "tiny"),
+            ("longest gap between progress lines (`tiny`)",
+             f"{_n(rd['longest_progress_gap_s'], '.1f')} s", AIMS["gap"], "tiny"),
+        ]  # fmt: skip
+    if r := report.get("resume"):
+        rows.append((f"resume: SIGINT then SIGKILL of the driver at {r['parts_before_rerun']} of "
+                     f"{r['chunks']} parts, re-run",
+                     f"{_n(r['rows_out'])} rows of {_n(r['rows_in'])}, {_n(r['unique_ids'])} "
+                     f"unique ids, {r['parts_rewritten']} parts written twice; re-run "
+                     f"{_n(r['rerun_wall_s'])} s as a whole process", AIMS["resume"],
+                     "resume"))  # fmt: skip
+    lines = ["| figure | measured | aim | part |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    shown = {p: report[p] for p in SCORE_SCALE_PARTS if p in {row[3] for row in rows}}
+    return "\n".join(lines) + "\n\n" + provenance_text(shown)
+
+
+def mimic_table(report: dict[str, Any]) -> str:
+    """The MIMIC-shaped case: the same notes as JSONL, csv.gz and one-row-group parquet."""
+    m = report["mimic"]
+    lines = [
+        "| input | whole job (s) | notes/s | vs JSONL | largest process, peak RSS (MB) | rows out "
+        "| duplicate ids | scorers ready after (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = m["jsonl"]["notes_per_s"]
+    for key, name in (("jsonl", "`discharge.jsonl`"), ("csv_gz", "`discharge.csv.gz`"),
+                      ("parquet_1rg", "`discharge.parquet`, one row group")):  # fmt: skip
+        r = m[key]
+        lines.append(
+            f"| {name} | {_n(r['wall_s'], '.1f')} | {_n(r['notes_per_s'], '.1f')} | "
+            f"{r['notes_per_s'] / base:.2f}x | {_n(r['largest_process_peak_rss_mb'])} | "
+            f"{_n(r['rows_out'])} of {_n(r['rows_expected'])} | {r['duplicate_note_ids']} | "
+            f"{_n(r['scorer_ready_s'], '.1f')} |"
+        )
+    note = (f"{m['notes']:,} notes, {m['mean_words']:,.0f} words on average; "
+            f"`scoring.max_prompt_tokens={m['settings']['scoring__max_prompt_tokens']}`.")  # fmt: skip
+    return "\n".join(lines) + "\n\n" + note + " " + provenance_text({"mimic": m})
+
+
+TABLES = {"scale": figures_table, "mimic": mimic_table}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--notes", type=int, default=100_000, help="notes in the whole archive")
@@ -405,12 +523,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "mimic", "tiny", "resume"],
                     help="parts not to run; their figures in --out are kept")  # fmt: skip
     ap.add_argument("--note", default=None, help="conditions to record with the figures")
+    ap.add_argument("--table", nargs="?", const="all", choices=[*TABLES, "all"],
+                    help="print the markdown tables from --out (scale: the archive-scale figures; "
+                         "mimic: the MIMIC-shaped case; both by default); nothing is run")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.table:
+        if not Path(args.out).exists():
+            ap.error(f"{args.out} not found: run the benchmark first")
+        report = json.loads(Path(args.out).read_text())
+        names = list(TABLES) if args.table == "all" else [args.table]
+        print("\n\n".join(TABLES[n](report) for n in names if n != "mimic" or "mimic" in report))
+        return 0
 
+    out_path = Path(args.out)
+    # a partial run keeps the parts it skips, each with its own provenance
+    old = json.loads(out_path.read_text()) if args.skip and out_path.exists() else None
+    if old is not None and "this_run" not in old:
+        ap.error(f"{out_path} has no per-part provenance (an older layout): nothing to keep")
     import ray
     import ray.cloudpickle
-
-    from benchmarks.common import machine_info, versions
 
     # The stand-in lives here, not in the library: ship its code to the workers by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[StandInScorer.__module__])
@@ -428,32 +559,29 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(str(p) for p in (data / "files").iterdir())
     k_small = max(2, len(files) * args.small // args.notes)
     small, rows_small = files[:k_small], None
-    report: dict[str, Any] = {
-        "benchmark": "score_scale",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": machine_info(),
-        "versions": versions(),
-        "archive": {"notes": args.notes, "files": len(files), "rows_in": info["rows_in"],
-                    "bad_rows": info["bad"], "words_per_note": list(archive.REALISTIC_WORDS)},
-        "chunk_rows": args.chunk_rows,
-        "note": args.note,
-    }  # fmt: skip
-    out_path = Path(args.out)
-    if args.skip and out_path.exists():  # a partial run keeps the figures of the parts it skips
-        report = {**json.loads(out_path.read_text()), **report}
+    prov = provenance()  # this run's: every part it measures is stamped with it
+    setup = {"archive": {"notes": args.notes, "files": len(files), "rows_in": info["rows_in"],
+                         "bad_rows": info["bad"], "words_per_note": list(archive.REALISTIC_WORDS)},
+             "chunk_rows": args.chunk_rows}  # fmt: skip
+    run: dict[str, Any] = {"benchmark": "score_scale",
+                           "this_run": {**prov, "measured": [], "note": args.note}}  # fmt: skip
 
-    def save() -> None:
+    def record(part: str, figures: dict[str, Any]) -> None:
+        """`part` as measured by this run, stamped with this run's provenance; then written."""
+        run[part] = {**figures, **prov, "note": args.note}
+        if part not in run["this_run"]["measured"]:
+            run["this_run"]["measured"].append(part)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_atomic(out_path, json.dumps(merge(old, run), indent=2) + "\n")
 
     model = resolve_model("tiny")
     work = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))
     try:
         # 1. planning
-        report["planning_s_10k"], _ = plan_time(small, args.chunk_rows)
-        report["planning_s_100k"], n_chunks = plan_time(files, args.chunk_rows)
-        print(f"planning: {report['planning_s_100k']}s for {n_chunks} chunks", flush=True)
-        save()
+        t10, _ = plan_time(small, args.chunk_rows)
+        t100, n_chunks = plan_time(files, args.chunk_rows)
+        print(f"planning: {t100}s for {n_chunks} chunks", flush=True)
+        record("planning", {**setup, "s_10k": t10, "s_100k": t100, "chunks_100k": n_chunks})
         from discriminator.runtime import init_ray, ray_folder
 
         init_ray(num_cpus=2, log_to_driver=False)  # a private local instance
@@ -474,44 +602,31 @@ def main(argv: list[str] | None = None) -> int:
             stand_in = {"scoring__max_prompt_tokens": args.max_prompt_tokens,
                         "resources__num_actors": args.actors,
                         "resources__cpus_per_actor": args.cpus_per_actor}  # fmt: skip
-            report["stand_in_settings"] = stand_in
             r10 = run_pipeline(
                 score_cfg(small, work / "s10k", model, args.chunk_rows, **stand_in), ray_tmp,
                 StandInScorer, rows_small,
             )  # fmt: skip
-            report["stand_in_10k"] = r10
-            report["driver_peak_rss_mb_10k"] = r10["driver_peak_rss_mb"]
-            save()
+            record("stand_in", {**setup, "settings": stand_in, "10k": r10})
             print(f"stand-in pipeline, {len(files)} files ...", flush=True)
             r100 = run_pipeline(
                 score_cfg(files, work / "s100k", model, args.chunk_rows, **stand_in), ray_tmp,
                 StandInScorer, info["rows_in"],
             )  # fmt: skip
-            report["stand_in_100k"] = r100
-            report.update(
-                pipeline_notes_per_s=r100["notes_per_s"],
-                driver_peak_rss_mb_100k=r100["driver_peak_rss_mb"],
-                rows_in=info["rows_in"],
-                rows_out=r100["rows_out"],
-            )
-            save()
+            record("stand_in", {**setup, "settings": stand_in, "10k": r10, "100k": r100})
             shutil.rmtree(work / "s10k", ignore_errors=True)
             shutil.rmtree(work / "s100k", ignore_errors=True)
         # 2b. MIMIC-IV-Note's shape: one discharge.csv.gz, the same notes as one parquet file
         # with a single row group and as JSONL, in one run (stand-in forward)
         if "mimic" not in args.skip:
-            report["mimic"] = mimic_case(args, model, work, ray_tmp)
-            m = report["mimic"]
-            report.update(
-                mimic_csv_vs_jsonl=round(m["csv_gz"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3),
-                parquet_1rg_vs_jsonl=round(
-                    m["parquet_1rg"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3
-                ),
-                mimic_peak_rss_mb=max(m[k]["largest_process_peak_rss_mb"] for k in MIMIC_RUNS),
-                mimic_rows_in=m["notes"],
-                mimic_rows_out=min(m[k]["rows_out"] for k in MIMIC_RUNS),
-            )
-            save()
+            m = mimic_case(args, model, work, ray_tmp)
+            record("mimic", {
+                **m,
+                "csv_vs_jsonl": round(m["csv_gz"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3),
+                "parquet_1rg_vs_jsonl": round(
+                    m["parquet_1rg"]["notes_per_s"] / m["jsonl"]["notes_per_s"], 3),
+                "peak_rss_mb": max(m[k]["largest_process_peak_rss_mb"] for k in MIMIC_RUNS),
+                "rows_out": min(m[k]["rows_out"] for k in MIMIC_RUNS),
+            })  # fmt: skip
         # 3. the tiny model: Ray Data vs the in-process loop, the same notes
         if "tiny" not in args.skip:
             n = args.tiny_notes
@@ -533,32 +648,24 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
             print(f"tiny model, in-process, {n} notes ...", flush=True)
             ip = in_process(cfg, notes)
-            report["tiny"] = {"notes": n, "chunk_rows": chunk, "ray_data": rd, "in_process": ip,
-                              # one chunk scored by one actor once loaded (what the
-                              # in-process loop, given the actor's CPUs, takes per chunk)
-                              "one_chunk_s": round(chunk / ip["notes_per_s_after_load"], 2)}  # fmt: skip
-            report.update(
-                ray_data_notes_per_s=rd["notes_per_s"],
-                in_process_notes_per_s=ip["notes_per_s"],
-                ray_data_vs_in_process=round(rd["notes_per_s"] / ip["notes_per_s"], 3),
-            )
-            if n >= 10_000:
-                report["ray_data_vs_in_process_10k"] = report["ray_data_vs_in_process"]
-            save()
+            record("tiny", {"notes": n, "chunk_rows": chunk, "ray_data": rd, "in_process": ip,
+                            # one chunk scored by one actor once loaded (what the in-process
+                            # loop, given the actor's CPUs, takes per chunk)
+                            "one_chunk_s": round(chunk / ip["notes_per_s_after_load"], 2),
+                            "ray_data_vs_in_process": round(rd["notes_per_s"] / ip["notes_per_s"],
+                                                            3)})  # fmt: skip
         if ray.is_initialized():
             ray.shutdown()
         # 4. resume at scale
         if "resume" not in args.skip:
             print("resume: interrupt halfway, then re-run ...", flush=True)
-            report["resume"] = resume_at_scale(
-                files, model, args.chunk_rows, work / "resume", info["rows_in"]
-            )
-            save()
+            r = resume_at_scale(files, model, args.chunk_rows, work / "resume", info["rows_in"])
+            record("resume", {**setup, **r})
     finally:
         if ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({k: v for k, v in report.items() if not isinstance(v, dict)}, indent=2))
+    print(figures_table(merge(old, run)))
     print(f"wrote {out_path}")
     return 0
 

@@ -165,7 +165,9 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
         # the README's table, from the report alone: one row per point, intervals beside figures
         assert learning.main([*args, "--table"]) == 0
         table = capsys.readouterr().out.strip().splitlines()
-        assert len(table) == 2 + 3 and "AUROC [95% CI]" in table[0]
+        # header, 3 points, then a blank line and the provenance of the points shown
+        assert len(table) == 2 + 3 + 2 and "AUROC [95% CI]" in table[0]
+        assert table[-1].startswith(f"Measured {points[0]['date'][:10]}, commit ")
         bal = points[1]["balanced_accuracy_ci95"]
         assert f"{points[1]['balanced_accuracy']:.2f} [{bal[0]:.2f}, {bal[1]:.2f}]" in table[3]
     finally:

@@ -1,0 +1,100 @@
+"""The local demo, cold, as a benchmark: its stage timings and quality with their provenance.
+
+    python -m benchmarks.demo --note "idle 2-core machine"   # ~4 min on 2 cores
+    python -m benchmarks.demo --table                        # the table from the JSON, no run
+
+Runs `python -m ray_jobs.demo --out DIR` with `DISCRIMINATOR_CACHE` pointed at an empty temporary
+folder, so the `tiny` base is built and pretrained in the run (a cold model cache, as on first
+use), then records the demo's own `DIR/summary.json` (each stage's wall time and phases, the cache
+state, the held-out metrics and the base model's AUROC) with the provenance taken before the run
+(date, git_commit, machine, versions) into benchmarks/results/demo_cpu.json. Timings mean little
+on a machine that is busy with anything else: say what the machine was doing with `--note`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+from discriminator.numbers import fmt
+
+DEFAULT_OUT = common.RESULTS / "demo_cpu.json"
+
+
+def run_demo(work: Path, cache: Path) -> dict[str, Any]:
+    """The demo into `work` with its model cache in `cache`; returns its summary.json."""
+    env = {**os.environ, "DISCRIMINATOR_CACHE": str(cache)}
+    cmd = [sys.executable, "-m", "ray_jobs.demo", "--out", str(work)]
+    subprocess.run(cmd, cwd=common.REPO, env=env, check=True)
+    return json.loads((work / "summary.json").read_text())
+
+
+def record(summary: dict[str, Any], prov: dict[str, Any], note: str | None, out: Path) -> dict:
+    """The report: the demo's summary beside the provenance of the run that made it."""
+    report = {"benchmark": "demo", **prov, "command": "python -m ray_jobs.demo", "note": note,
+              "summary": summary}  # fmt: skip
+    common.write_json(out, report)
+    return report
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Each stage's wall time and its phases of 5 s or more, the whole run, then the quality."""
+    s = report["summary"]
+    lines = ["| stage | seconds | phases of 5 s or more |", "|---|---|---|"]
+    for st in s["stages"]:
+        big = ", ".join(f"{p['phase']} {p['seconds']:,.0f}" for p in st["phases"]
+                        if p["seconds"] >= 5)  # fmt: skip
+        lines.append(f"| {st['short']} | {st['seconds']:,.0f} | {big} |")
+    lines.append(f"| **whole demo** ({s['model_cache']} model cache) | **{s['seconds']:,.0f}** | |")
+    m = s["metrics"]
+    quality = (f"Held-out test split of the {s['notes']:,} synthetic notes: balanced accuracy "
+               f"{fmt(m.get('balanced_accuracy'), '.2f')}, AUROC {fmt(m.get('auroc'), '.2f')}, "
+               f"category named for {fmt(m.get('category_accuracy'), '.2f')} of detected errors; "
+               f"the base model alone: AUROC {fmt(s.get('baseline_auroc'), '.2f')}.")  # fmt: skip
+    tail = [quality, common.provenance_text({"demo": report})]
+    tail += [f"Conditions: {report['note']}."] if report.get("note") else []
+    return "\n".join(lines) + "\n\n" + " ".join(tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="the results JSON")
+    p.add_argument("--work", default=None, help="the demo's folder (default: a temporary one)")
+    p.add_argument("--note", default=None, help="conditions to record with the figures")
+    p.add_argument("--table", action="store_true",
+                   help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.table:
+        if not Path(args.out).exists():
+            print(f"No demo figures yet: `{common.shown(Path(args.out))}` does not exist "
+                  "(`python -m benchmarks.demo` writes it).")  # fmt: skip
+            return 0
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
+    prov = common.provenance()  # before the run: the tree and packages it measures
+    scratch = Path(tempfile.mkdtemp(prefix="demo-bench-"))
+    try:
+        work = Path(args.work) if args.work else scratch / "demo"
+        summary = run_demo(work, scratch / "cache")  # an empty cache: cold
+        report = record(summary, prov, args.note, Path(args.out))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(markdown_table(report))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
