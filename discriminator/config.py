@@ -418,6 +418,15 @@ class EvalConfig:
     baseline: str | None = None
     """Another scorer output on the same notes (e.g. the base model, `score --base-only`): both
     side by side, with the paired difference of AUROC and balanced accuracy and its interval."""
+    group_column: str | None = None
+    """What the bootstrap resamples: a label field or kept score column naming each note's
+    patient (all its notes drawn together); null: `patient_id`, else `subject_id`, when the data
+    carry one, else notes; `note`: notes."""
+    calibrate_on: str | None = None
+    """Scores (e.g. of the eval split) on which the target's threshold is chosen; the figures are
+    then taken on `scores`. null: re-chosen in every resample, figures out of bag."""
+    calibrate_labels: str | None = None
+    """Labels of `calibrate_on`; null: `labels` (joined by id)."""
 
 
 # ---------------------------------------------------------------------------------------------

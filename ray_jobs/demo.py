@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": timed,
         "metrics": {k: metrics.get(k) for k in ("balanced_accuracy", "auroc", "category_accuracy")},
         "baseline_auroc": (metrics.get("baseline") or {}).get("baseline_auroc"),
+        "bootstrap_unit": (metrics.get("intervals") or {}).get("bootstrap_unit"),
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"\nDemo finished in {seconds:,.0f}s ({cache} model cache)")
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  balanced accuracy {figure_text(metrics, 'balanced_accuracy')}  F1 {fmt(metrics.get('f1'))}"
         f"  AUROC {figure_text(metrics, 'auroc')}  category accuracy "
-        f"{fmt(metrics.get('category_accuracy'))}  (95% intervals)"
+        f"{figure_text(metrics, 'category_accuracy')}  (95% intervals, resampled by "
+        f"{(metrics.get('intervals') or {}).get('bootstrap_unit', 'note')})"
     )
     if base := metrics.get("baseline"):
         print(

@@ -69,6 +69,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
         "with the paired difference and its 95%% interval",
     )
     parser.add_argument(
+        "--group-column",
+        metavar="NAME",
+        help="resample patients, not notes: the label field or kept score column with each "
+        "note's patient (default: patient_id, else subject_id, when present; 'note': notes)",
+    )
+    parser.add_argument(
+        "--calibrate-on",
+        metavar="SCORES_DIR",
+        help="choose the --target-* threshold on these scores (e.g. the eval split's) and report "
+        "it on --scores (default: re-chosen in every resample, reported out of bag)",
+    )
+    parser.add_argument(
+        "--calibrate-labels", metavar="PATH", help="labels of --calibrate-on (default: --labels)"
+    )
+    parser.add_argument(
         "--bootstrap",
         type=int,
         metavar="N",
@@ -83,7 +98,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
     )
     args = parser.parse_args(argv)
     keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text",
-            "target_recall", "target_precision", "baseline", "bootstrap")  # fmt: skip
+            "target_recall", "target_precision", "baseline", "bootstrap",
+            "group_column", "calibrate_on", "calibrate_labels")  # fmt: skip
     flags = {k: getattr(args, k) for k in keys}
     extra = {k: v for k, v in flags.items() if v is not None}
     cfg = load_config(EvalConfig, args.config, args.overrides, extra)
@@ -111,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         check_job_paths(
             {"out": cfg.out},
             {"labels": cfg.labels, "scores": cfg.scores, "baseline": cfg.baseline,
-             "train_metrics": cfg.train_metrics},
+             "train_metrics": cfg.train_metrics, "calibrate_on": cfg.calibrate_on,
+             "calibrate_labels": cfg.calibrate_labels},
         )  # fmt: skip
     except UploadPathError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -136,6 +153,9 @@ def _run(cfg: EvalConfig) -> int:
             target_recall=cfg.target_recall,
             target_precision=cfg.target_precision,
             baseline=cfg.baseline,
+            group_column=cfg.group_column,
+            calibrate_on=cfg.calibrate_on,
+            calibrate_labels=cfg.calibrate_labels,
         )
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -200,7 +200,11 @@ def test_mixed_scenario_counts_and_metrics(records):
     per = m["per_category"]
     assert list(per) == ["timeline", "phi"]  # canonical order; f and h (failed/missing) absent
     timeline_ci = per["timeline"].pop("recall_ci95")  # 1 of 2 detected: anywhere in [0, 1]
-    assert timeline_ci[0] <= 0.5 <= timeline_ci[1] and per["phi"].pop("recall_ci95") == [1.0, 1.0]
+    assert timeline_ci == pytest.approx([0.0126, 0.9874], abs=1e-4)  # exact, 1 of 2
+    phi = per["phi"].pop("recall_interval")  # 1 of 1: not [1, 1]
+    assert per["phi"].pop("recall_ci95") == phi["ci95"] == pytest.approx([0.025, 1.0])
+    assert (phi["k"], phi["n"], phi["method"]) == (1, 1, "clopper-pearson")
+    assert per["timeline"].pop("recall_interval")["k"] == 1
     assert per["timeline"] == {"n": 2, "detected": 1, "recall": 0.5, "named": 1, "named_rate": 1.0}
     assert per["phi"] == {"n": 1, "detected": 1, "recall": 1.0, "named": 0, "named_rate": 0.0}
     assert m["category_accuracy"] == 0.5 and m["category_accuracy_n"] == 2
@@ -282,7 +286,9 @@ def test_single_class_does_not_crash(tmp_path, label_error):
     m = M.compute_metrics(M.join(recs, scores_of(rows)))
     assert m["auroc"] is None and any("AUROC" in n for n in m["notes"])
     if label_error:
-        assert m["auprc"] == 1.0 and m["recall"] == 0.75 and m["balanced_accuracy"] == 0.75
+        # one class: undefined for every figure that needs both (as in every resample)
+        assert m["auprc"] is None and m["balanced_accuracy"] is None and m["recall"] == 0.75
+        assert m["recall_interval"]["k"] == 3 and m["recall_interval"]["n"] == 4
     else:
         assert m["auprc"] is None and m["best_f1"] is None and m["recall"] is None
         assert m["accuracy"] == 0.25
@@ -388,13 +394,44 @@ def _width(ci) -> float:
     return ci[1] - ci[0]
 
 
-def test_intervals_of_a_perfect_scorer_are_points():
+def _ci(ci: dict, key: str) -> list[float] | None:
+    return ci["figures"][key]["ci95"]
+
+
+def test_intervals_of_a_perfect_scorer():
     y = np.arange(200) % 2 == 0
     ci = M.confidence_intervals(_data(y, y.astype(float)), n_boot=200)
-    for k in ("auroc", "recall", "precision", "specificity", "balanced_accuracy", "f1"):
-        assert ci["metrics"][k] == [1.0, 1.0], k
-    assert ci["metrics"]["category_accuracy"] == [1.0, 1.0]
-    assert ci["per_category_recall"]["timeline"] == [1.0, 1.0]
+    for k in ("auroc", "balanced_accuracy", "f1"):  # bootstrap: every resample is perfect
+        assert _ci(ci, k) == [1.0, 1.0], k
+    for k in ("recall", "precision", "specificity", "category_accuracy"):  # 100 of 100: exact
+        f = ci["figures"][k]
+        assert (f["k"], f["n"]) == (100, 100) and f["ci95"] == pytest.approx(
+            [0.9638, 1.0], abs=1e-4
+        )
+    assert ci["per_category_recall"]["timeline"]["ci95"][0] < 1.0
+    assert ci["bootstrap_unit"] == "note"
+
+
+def test_exact_interval_known_values():
+    assert M.exact_interval(2, 2) == pytest.approx([0.1581, 1.0], abs=1e-4)  # 0.025 ** (1/2)
+    assert M.exact_interval(0, 10) == pytest.approx([0.0, 0.3085], abs=1e-4)
+    assert M.exact_interval(5, 10) == pytest.approx([0.1871, 0.8129], abs=1e-4)
+    assert M.exact_interval(0, 0) is None
+
+
+def test_two_of_two_detected_is_not_certain():
+    """2 errors of a category, both detected and named: 2/2, and an interval reaching below 1/2
+    (the note-level bootstrap said [1.00, 1.00])."""
+    y = [1, 1, 0, 0, 0, 0]
+    lcat = ["phi", "phi", "good", "good", "good", "good"]
+    m = M.compute_metrics(_data(y, [0.9, 0.8, 0.1, 0.2, 0.3, 0.6], lcat=lcat), n_boot=200)
+    acc = m["category_accuracy_interval"]
+    assert (acc["value"], acc["k"], acc["n"]) == (1.0, 2, 2) and acc["ci95"][0] < 0.5
+    rec = m["per_category"]["phi"]["recall_interval"]
+    assert (rec["k"], rec["n"]) == (2, 2) and rec["ci95"][0] < 0.5
+    assert m["category_accuracy_ci95"] == acc["ci95"]
+    assert "1.000 (2/2) [0.158, 1.000]" in M.figure_text(m, "category_accuracy")
+    assert M.figure_text(m["per_category"]["phi"], "recall") == "1.000 (2/2) [0.158, 1.000]"
 
 
 def test_intervals_of_a_random_scorer_hold_one_half_and_narrow_with_n():
@@ -402,9 +439,9 @@ def test_intervals_of_a_random_scorer_hold_one_half_and_narrow_with_n():
     widths = {}
     for n in (200, 2000):
         y = rng.random(n) < 0.5
-        ci = M.confidence_intervals(_data(y, rng.random(n)), n_boot=300)["metrics"]
-        assert ci["auroc"][0] < 0.5 < ci["auroc"][1], (n, ci["auroc"])
-        widths[n] = _width(ci["auroc"])
+        ci = M.confidence_intervals(_data(y, rng.random(n)), n_boot=300)
+        assert _ci(ci, "auroc")[0] < 0.5 < _ci(ci, "auroc")[1], (n, _ci(ci, "auroc"))
+        widths[n] = _width(_ci(ci, "auroc"))
     assert widths[2000] < 0.5 * widths[200]  # ~1/sqrt(10) expected
 
 
@@ -413,11 +450,91 @@ def test_intervals_cover_a_known_mixture():
     rng = np.random.default_rng(5)
     y = np.r_[np.ones(500, bool), np.zeros(500, bool)]
     p = np.r_[rng.normal(1, 1, 500), rng.normal(0, 1, 500)]
-    ci = M.confidence_intervals(_data(y, p, pred=p >= 0.5), n_boot=400)["metrics"]
-    assert ci["auroc"][0] < 0.7602 < ci["auroc"][1], ci["auroc"]
-    assert 0.03 < _width(ci["auroc"]) < 0.1
+    ci = M.confidence_intervals(_data(y, p, pred=p >= 0.5), n_boot=400)
+    assert _ci(ci, "auroc")[0] < 0.7602 < _ci(ci, "auroc")[1], _ci(ci, "auroc")
+    assert 0.03 < _width(_ci(ci, "auroc")) < 0.1
     # recall at p >= 0.5 is P(N(1,1) >= 0.5) = 0.6915
-    assert ci["recall"][0] < 0.6915 < ci["recall"][1], ci["recall"]
+    assert _ci(ci, "recall")[0] < 0.6915 < _ci(ci, "recall")[1], _ci(ci, "recall")
+
+
+def _patients(n_patients: int, per: int, seed: int) -> M.EvalData:
+    """`per` notes a patient sharing the label and nearly the same p_error: the notes of a
+    patient carry one patient's worth of information."""
+    rng = np.random.default_rng(seed)
+    y_p = rng.random(n_patients) < 0.5
+    p_p = np.clip(0.5 + 0.15 * np.where(y_p, 1, -1) + rng.normal(0, 0.2, n_patients), 0, 1)
+    y = np.repeat(y_p, per)
+    p = np.repeat(p_p, per) + rng.normal(0, 0.01, n_patients * per)
+    d = _data(y, p)
+    d.groups = [f"p{i}" for i in np.repeat(np.arange(n_patients), per)]
+    d.group_column = "patient_id"
+    return d
+
+
+def test_grouped_bootstrap_is_wider_than_by_note():
+    grouped = _patients(40, 10, seed=1)
+    by_note = M.EvalData(grouped.ids, grouped.y_true, grouped.y_pred, grouped.p_error,
+                         grouped.label_category, grouped.pred_category)  # fmt: skip
+    g = M.confidence_intervals(grouped, n_boot=300)
+    n = M.confidence_intervals(by_note, n_boot=300)
+    assert g["bootstrap_unit"] == "patient_id (40 groups)" and n["bootstrap_unit"] == "note"
+    assert g["figures"]["auroc"]["value"] == n["figures"]["auroc"]["value"]
+    assert _width(_ci(g, "auroc")) > 2 * _width(_ci(n, "auroc"))  # ~sqrt(10) expected
+    # a proportion's exact interval (400 notes) is widened to the cluster bootstrap
+    assert _width(_ci(g, "recall")) > _width(_ci(n, "recall"))
+    assert g["figures"]["recall"]["method"] == "clopper-pearson widened to cluster bootstrap"
+    # every resample draws whole patients
+    rows = M.bootstrap_indices(400, 5, 0, np.repeat(np.arange(40), 10))
+    for r in rows:
+        assert np.all(np.bincount(r // 10, minlength=40) % 10 == 0)
+
+
+def test_join_takes_the_patient_from_the_labels_or_the_scores(tmp_path):
+    rows = [{"id": f"n{i}", "note": "x", "reason": "good" if i % 2 else "Timeline error: y"}
+            for i in range(6)]  # fmt: skip
+    for i, r in enumerate(rows[:5]):
+        r["patient_id"] = f"P{i // 2}"
+    recs = read_records(write_labels(tmp_path / "l.jsonl", rows)).records
+    scores = scores_of([score_row(r["id"], p=0.1 * i) for i, r in enumerate(rows)])
+    d = M.join(recs, scores)
+    assert d.group_column == "patient_id" and d.groups[:5] == ["patient_id=P0"] * 2 + [
+        "patient_id=P1"] * 2 + ["patient_id=P2"]  # fmt: skip
+    assert any("1 note(s) without patient_id" in n for n in d.notes)
+    assert M.bootstrap_unit(d) == "patient_id (4 groups)"
+    assert M.join(recs, scores, group_column="note").groups is None
+    scores.groups["subject_id"] = ["S1", "S1", "S2", "S2", "S3", "S3"]
+    plain = read_records(write_labels(tmp_path / "m.jsonl", [
+        {k: r[k] for k in ("id", "note", "reason")} for r in rows])).records  # fmt: skip
+    assert M.bootstrap_unit(M.join(plain, scores)) == "subject_id (3 groups)"
+    with pytest.raises(M.EvalError, match="group column 'hadm_id'"):
+        M.join(plain, scores, group_column="hadm_id")
+
+
+def test_one_class_resample_is_undefined_for_balanced_accuracy_as_for_auroc():
+    p = np.array([0.9, 0.2, 0.7])
+    for y in (np.ones(3, bool), np.zeros(3, bool)):
+        f = M.intervals.resample_figures(y, p >= 0.5, p)
+        assert f["auroc"] is None and f["balanced_accuracy"] is None and f["auprc"] is None
+    # 1 error in 30 notes: the resamples without it are undefined for both, alike
+    y = np.zeros(30, bool)
+    y[0] = True
+    ci = M.confidence_intervals(_data(y, np.linspace(1, 0, 30)), n_boot=300)["figures"]
+    assert ci["auroc"]["undefined"] == ci["balanced_accuracy"]["undefined"] > 0
+    assert ci["auroc"]["undefined"] == ci["auprc"]["undefined"]
+
+
+def test_too_many_undefined_resamples_withhold_the_interval():
+    # 1 error in 30 notes: (29/30)^30 = 36% of resamples lack it
+    y = np.zeros(30, bool)
+    y[0] = True
+    m = M.compute_metrics(_data(y, np.linspace(1, 0, 30)), n_boot=300)
+    for k in ("auroc", "balanced_accuracy"):
+        iv = m[f"{k}_interval"]
+        assert m[k] is not None and iv["ci95"] is None and m[f"{k}_ci95"] is None
+        assert iv["undefined"] > 0.05 * 300 and "undefined in" in iv["withheld"]
+        assert "no interval (undefined in" in M.figure_text(m, k)
+    assert M.intervals.percentile_interval([None] * 5 + [0.5] * 95, 0.5)["ci95"] == [0.5, 0.5]
+    assert M.intervals.percentile_interval([None] * 6 + [0.5] * 94, 0.5)["ci95"] is None
 
 
 def test_paired_difference_of_a_model_with_itself_is_zero():
@@ -435,6 +552,27 @@ def test_paired_difference_of_a_model_with_itself_is_zero():
     assert diff["auroc_diff"] > 0.3 and diff["auroc_diff_ci95"][0] > 0
 
 
+def test_paired_difference_uses_the_same_notes_for_both():
+    rng = np.random.default_rng(2)
+    y = rng.random(100) < 0.5
+    pa_ = np.clip(y * 0.4 + rng.random(100) * 0.6, 0, 1)
+    pb = rng.random(100)
+    pa_[:10] = np.nan  # a has no p_error on notes 0-9, b none on 10-14
+    pb[10:15] = np.nan
+    a = _data(y, pa_)
+    b = _data(np.r_[y, True], np.r_[pb, 0.5])  # b also scored a note a did not
+    b.ids[-1] = "extra"
+    out = M.paired_difference(a, b, n_boot=100)
+    keep = np.r_[np.zeros(15, bool), np.ones(85, bool)]
+    assert out["notes"] == 85
+    assert out["dropped"] == {"only_in_scores": 0, "only_in_baseline": 1, "without_p_error": 15}
+    assert out["auroc"] == pytest.approx(M.auroc(y[keep], pa_[keep]))
+    assert out["baseline_auroc"] == pytest.approx(M.auroc(y[keep], pb[keep]))
+    # not each model's own notes
+    assert out["auroc"] != pytest.approx(M.auroc(y[~np.isnan(pa_)], pa_[~np.isnan(pa_)]))
+    assert "1 only in the baseline, 15 without p_error" in M.dropped_text(out)
+
+
 def test_operating_point_finds_the_threshold_on_a_constructed_case():
     y = [1, 1, 0, 1, 0, 0]
     p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
@@ -450,6 +588,39 @@ def test_operating_point_finds_the_threshold_on_a_constructed_case():
     assert M.operating_point([0, 0], [0.2, 0.3], recall=0.5) is None  # no errors to find
     m = M.compute_metrics(_data(y, p), n_boot=50, target_recall=1.0)
     op = m["operating_point"]
-    assert op["threshold"] == 0.6 and op["flagged"] == 4 and op["recall"] == 1.0
-    assert op["precision"] == 0.75 and op["use"] == "ray_jobs.score --threshold 0.6"
+    assert op["threshold"] == 0.6 and op["flagged"] == 4
+    assert op["use"] == "ray_jobs.score --threshold 0.6"
     assert "recall_ci95" in op and "auroc_ci95" in m and m["intervals"]["level"] == 0.95
+
+
+def _noisy(n: int, seed: int) -> M.EvalData:
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.4
+    return _data(y, np.clip(0.5 + 0.2 * np.where(y, 1, -1) + rng.normal(0, 0.2, n), 0, 1))
+
+
+def test_target_recall_is_not_reported_on_the_notes_that_chose_it():
+    data = _noisy(150, seed=4)
+    chosen = M.operating_point(data.y_true, data.p_error, recall=0.9)
+    assert chosen["recall"] >= 0.9  # in-sample: guaranteed, so not a result
+    op = M.compute_metrics(data, n_boot=300, target_recall=0.9)["operating_point"]
+    assert op["threshold"] == chosen["threshold"]  # the threshold to use
+    assert op["threshold_choice"] == "re-chosen per resample, reported out of bag"
+    rec = op["recall_interval"]
+    assert rec["method"] == "out-of-bag bootstrap, threshold re-chosen per resample"
+    assert rec["ci95"][0] < 0.9 < rec["ci95"][1]  # below the target is possible out of sample
+    assert rec["undefined"] == 0 and rec["resamples"] == 300
+    lo, hi = op["threshold_ci95"]
+    assert lo < hi  # the choice varies between resamples, and the interval carries it
+    # chosen on a calibration set: the figures are those of the evaluated notes at its threshold
+    cal = _noisy(150, seed=5)
+    cal.ids = [f"cal{i}" for i in range(150)]  # other notes than the evaluated ones
+    op = M.compute_metrics(data, n_boot=100, target_recall=0.9, calibrate_on=cal)[
+        "operating_point"]  # fmt: skip
+    t = M.operating_point(cal.y_true, cal.p_error, recall=0.9)["threshold"]
+    flagged = data.p_error >= t
+    tp = int((flagged & data.y_true).sum())
+    assert op["threshold"] == t and op["threshold_choice"] == "calibration set"
+    assert op["chosen_on"] == "150 calibration notes (0 also evaluated)"
+    assert (op["recall_interval"]["k"], op["recall_interval"]["n"]) == (tp, int(data.y_true.sum()))
+    assert op["recall"] == tp / data.y_true.sum() != pytest.approx(0.9, abs=1e-9)

@@ -125,7 +125,7 @@ def test_single_class_report_and_stale_plots(tmp_path):
     assert m["auroc"] is None
     page = check_report(out, m)
     assert not (out / "roc.png").exists() and "undefined with a single class" in page
-    assert "AUROC is undefined" in page
+    assert "AUROC, AUPRC and balanced accuracy are undefined" in page
 
 
 def test_threshold_changes_decision(tmp_path):
@@ -490,10 +490,17 @@ def test_intervals_operating_point_and_baseline_in_json_console_and_page(tmp_pat
         m["balanced_accuracy_ci95"][0] <= m["balanced_accuracy"] <= m["balanced_accuracy_ci95"][1]
     )
     op = m["operating_point"]
-    assert op["target"] == {"recall": 0.9} and op["recall"] >= 0.9
-    assert op["use"] == f"ray_jobs.score --threshold {op['threshold']:.6g}"
+    assert (
+        op["target"] == {"recall": 0.9}
+        and op["use"] == f"ray_jobs.score --threshold {op['threshold']:.6g}"
+    )
+    # chosen on these notes: the figures are out of bag, the threshold re-chosen per resample
+    assert op["threshold_choice"] == "re-chosen per resample, reported out of bag"
+    assert op["recall_interval"]["method"].startswith("out-of-bag")
+    assert m["intervals"]["bootstrap_unit"] == "note"  # no patient in these labels
     base = m["baseline"]
     assert base["notes"] == m["counts"]["evaluated"] and base["scores"] == str(base_dir)
+    assert base["dropped"] == {"only_in_scores": 0, "only_in_baseline": 0, "without_p_error": 0}
     assert base["auroc_diff"] == pytest.approx(base["auroc"] - base["baseline_auroc"])
     assert base["auroc_diff_ci95"][0] <= base["auroc_diff"] <= base["auroc_diff_ci95"][1]
     assert base["provenance"]["base_model"] == "base-only"
@@ -503,9 +510,80 @@ def test_intervals_operating_point_and_baseline_in_json_console_and_page(tmp_pat
     assert "vs baseline (" in text and CANARY not in text
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "95% interval" in page and "Operating point: recall" in page
-    assert "Against the baseline" in page and CANARY not in page
+    assert "re-chosen per resample, reported out of bag" in page
+    assert "The figures below did not choose the threshold" in page
+    assert "Resampled by <b>note</b>" in page
+    assert "Against the baseline" in page and CANARY not in page and "none left out" in page
     for bad in (
         ["--target-recall", "1.5"],
         ["--target-recall", "0.9", "--target-precision", "0.5"],
+        ["--calibrate-on", str(base_dir)],  # a calibration set without a target
+        ["--group-column", "hadm_id"],  # in neither labels nor scores
     ):
         assert main([*argv, *bad]) == 2
+
+
+def test_calibrate_on_another_set_reports_the_threshold_there(tmp_path):
+    """--calibrate-on: the threshold comes from the calibration scores; the figures are the
+    evaluated notes' at that threshold, with their counts."""
+    (tmp_path / "cal").mkdir()
+    cal_lab, cal_dir = make_inputs(tmp_path / "cal", n=60)
+    rng = np.random.default_rng(2)
+    labels, scores = [], []
+    for i in range(40):  # other notes (ids e*), other scores
+        bad = i % 2 == 1
+        labels.append({"id": f"e{i}", "note": "x", "reason": "Timeline error: y" if bad else ""})
+        scores.append(score_row(f"e{i}", float(np.clip(rng.normal(0.6 if bad else 0.4, 0.2),
+                                                       0, 1)), "timeline"))  # fmt: skip
+    lab, d = write_case(tmp_path, labels, scores)
+    out = tmp_path / "eval"
+    argv = ["--labels", str(lab), "--scores", str(d), "--out", str(out), "--target-recall", "0.9"]
+    assert main([*argv, "--calibrate-on", str(cal_dir), "--calibrate-labels", str(cal_lab)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    op = m["operating_point"]
+    assert op["threshold_choice"] == "calibration set" and op["overlap"] == 0
+    p = np.array([s["p_error"] for s in scores])
+    y = np.arange(40) % 2 == 1
+    tp = int(((p >= op["threshold"]) & y).sum())
+    assert op["recall_interval"]["k"] == tp and op["recall_interval"]["n"] == 20
+    page = (out / "report.html").read_text()
+    assert f"{tp}/20" in page and "calibration set" in page
+
+
+def test_small_counts_show_their_denominator(tmp_path):
+    """2 of 2 timeline errors detected and named: the page says 2/2 and an interval that
+    reaches below 1/2; AUROC's interval is withheld when too many resamples lack a class."""
+    labels = [{"id": f"g{i}", "note": "x", "reason": ""} for i in range(10)]
+    labels += [{"id": f"t{i}", "note": "x", "reason": "Timeline error: y"} for i in range(2)]
+    scores = [score_row(f"g{i}", 0.1 + 0.03 * i, "timeline") for i in range(10)]
+    scores += [score_row(f"t{i}", 0.9, "timeline") for i in range(2)]
+    lab, d = write_case(tmp_path, labels, scores)
+    m = evaluate(lab, d, tmp_path / "eval", n_boot=300)
+    t = m["per_category"]["timeline"]["recall_interval"]
+    assert (t["k"], t["n"]) == (2, 2) and t["ci95"][0] < 0.5
+    assert m["category_accuracy_interval"]["k"] == 2 and m["category_accuracy_ci95"][0] < 0.5
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "<td>2/2</td>" in page and "<td>[0.158, 1.000]</td>" in page
+    # (10/12)^12 = 11% of resamples have no error: AUROC's interval is withheld, not narrowed
+    assert m["auroc_ci95"] is None and "undefined in" in m["auroc_interval"]["withheld"]
+    assert "no interval (undefined in" in page
+
+
+def test_synthetic_labels_resample_patients(tmp_path):
+    from discriminator.synth import generate_records
+
+    recs = generate_records(40, seed=3, error_rate=0.5, length="short")
+    patients = {r["patient_id"] for r in recs}
+    assert len(patients) < len(recs)  # several notes per patient
+    rng = np.random.default_rng(0)
+    scores = [
+        score_row(r["id"], float(rng.random()), "timeline" if r["category"] == "good" else
+                  r["category"]) for r in recs
+    ]  # fmt: skip
+    lab, d = write_case(tmp_path, recs, scores)
+    m = evaluate(lab, d, tmp_path / "eval", n_boot=50)
+    assert m["intervals"]["bootstrap_unit"] == f"patient_id ({len(patients)} groups)"
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert f"Resampled by <b>patient_id ({len(patients)} groups)</b>" in page
+    m = evaluate(lab, d, tmp_path / "eval2", n_boot=50, group_column="note")
+    assert m["intervals"]["bootstrap_unit"] == "note"

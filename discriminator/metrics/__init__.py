@@ -38,10 +38,15 @@ from discriminator.metrics.intervals import (
     BOOTSTRAP_SEED,
     CI_LEVEL,
     CI_METRICS,
+    MAX_UNDEFINED_SHARE,
     N_BOOTSTRAP,
     bootstrap_indices,
+    bootstrap_unit,
     confidence_intervals,
+    exact_interval,
+    out_of_bag_operating_point,
     paired_difference,
+    proportion,
 )
 from discriminator.metrics.scores import (
     CANONICAL,
@@ -68,6 +73,7 @@ __all__ = [
     "CI_METRICS",
     "MANIFEST",
     "MAX_LISTED_IDS",
+    "MAX_UNDEFINED_SHARE",
     "NO_REASON",
     "N_BOOTSTRAP",
     "N_CALIBRATION_BINS",
@@ -79,12 +85,16 @@ __all__ = [
     "best_f1",
     "binary_metrics",
     "bootstrap_indices",
+    "bootstrap_unit",
     "calibration",
     "category_metrics",
     "category_order",
     "compute_from_labels",
     "compute_metrics",
     "confidence_intervals",
+    "count_text",
+    "dropped_text",
+    "exact_interval",
     "figure_text",
     "format_summary",
     "interval_text",
@@ -93,8 +103,10 @@ __all__ = [
     "label_key",
     "load_and_compute",
     "operating_point",
+    "out_of_bag_operating_point",
     "paired_difference",
     "pr_curve",
+    "proportion",
     "provenance",
     "ratio",
     "read_manifest",
@@ -110,10 +122,14 @@ def compute_metrics(
     n_boot: int = N_BOOTSTRAP,
     target_recall: float | None = None,
     target_precision: float | None = None,
+    calibrate_on: EvalData | None = None,
 ) -> dict[str, Any]:
-    """Every figure of the evaluation; with `n_boot` > 0 each headline figure also has its 95%
-    interval (`<metric>_ci95`, per category `recall_ci95`); with a target, the operating point
-    that reaches it (`operating_point`)."""
+    """Every figure of the evaluation. Each headline figure `<metric>` has its interval
+    (`<metric>_interval`: value, ci95, method, and `k`/`n` for a proportion or the resamples
+    that were undefined for a bootstrap figure; `<metric>_ci95` repeats the interval or null),
+    per category under `recall_interval`. Proportions' exact intervals come without resamples;
+    bootstrap ones need `n_boot` > 0. With a target, the operating point that reaches it
+    (`operating_point`): chosen on `calibrate_on` when given, else re-chosen in every resample."""
     notes = list(data.notes)
     out: dict[str, Any] = {
         "counts": data.counts,
@@ -134,55 +150,108 @@ def compute_metrics(
         notes.append("no evaluated rows: every metric is null")
     elif out["auroc"] is None:
         only = "error" if y.all() else "good"
-        notes.append(f"all evaluated notes are labelled {only}: AUROC is undefined (null)")
+        out["balanced_accuracy"] = out["auprc"] = None  # the same rule as in every resample
+        notes.append(
+            f"all evaluated notes are labelled {only}: AUROC, AUPRC and balanced accuracy are "
+            "undefined (null)"
+        )
         if not y.any():
-            notes.append("no error labels: AUPRC, recall, F1 and best-F1 threshold are null")
+            notes.append("no error labels: recall, F1 and best-F1 threshold are null")
     out.update(category_metrics(data))
     out["calibration"] = calibration(y, p)
-    if n_boot > 0 and len(data.y_true):
+    if len(data.y_true):
         ci = confidence_intervals(data, n_boot)
-        for k, v in ci["metrics"].items():
-            out[f"{k}_ci95"] = v
+        for k, v in ci["figures"].items():
+            if v.get("method") == "percentile bootstrap" and n_boot <= 0:
+                continue  # no resamples asked for: no bootstrap figure
+            out[f"{k}_interval"] = v
+            out[f"{k}_ci95"] = v["ci95"]
         for cat, v in out["per_category"].items():
-            v["recall_ci95"] = ci["per_category_recall"].get(cat)
-        out["intervals"] = {"method": ci["method"], "level": ci["level"]}
+            iv = ci["per_category_recall"].get(cat)
+            v["recall_interval"] = iv
+            v["recall_ci95"] = iv["ci95"] if iv else None
+        out["intervals"] = {
+            k: v for k, v in ci.items() if k not in ("figures", "per_category_recall")
+        }
+        if n_boot <= 0:
+            out["intervals"]["method"] = "exact (Clopper-Pearson) for proportions; no bootstrap"
     if target_recall is not None or target_precision is not None:
         out["operating_point"] = _operating_point_metrics(
-            data, target_recall, target_precision, n_boot
+            data, target_recall, target_precision, n_boot, calibrate_on
         )
-        if out["operating_point"].get("threshold") is None:
-            notes.append(f"no threshold reaches {out['operating_point']['target']}")
+        op = out["operating_point"]
+        if op.get("threshold") is None:
+            notes.append(f"no threshold reaches {op['target']} on {op['chosen_on']}")
     out["ids"] = data.listed_ids
     out["notes"] = notes
     return out
 
 
 def _operating_point_metrics(
-    data: EvalData, recall: float | None, precision: float | None, n_boot: int
+    data: EvalData,
+    recall: float | None,
+    precision: float | None,
+    n_boot: int,
+    calibration: EvalData | None,
 ) -> dict[str, Any]:
-    """The threshold that reaches the target and the binary figures (with intervals) there."""
+    """The threshold that reaches the target, and figures there that did not choose it: on
+    `data` at the threshold chosen on `calibration`, or (without one) out of bag: in every
+    resample the threshold is re-chosen and the figures are taken on the notes it left out."""
     target = {"recall": recall} if recall is not None else {"precision": precision}
-    point = operating_point(data.y_true, data.p_error, recall=recall, precision=precision)
+    chooser = data if calibration is None else calibration
+    point = operating_point(chooser.y_true, chooser.p_error, recall=recall, precision=precision)
     out: dict[str, Any] = {"target": target, "threshold": None}
+    if calibration is not None:
+        overlap = len(set(calibration.ids) & set(data.ids))
+        out.update(
+            threshold_choice="calibration set",
+            chosen_on=f"{len(calibration.ids)} calibration notes ({overlap} also evaluated)",
+            calibration_notes=len(calibration.ids),
+            overlap=overlap,
+        )
+    else:
+        out.update(
+            threshold_choice="re-chosen per resample, reported out of bag",
+            chosen_on="these notes",
+        )
     if point is None:
         return out
     t = point["threshold"]
     p = np.asarray(data.p_error, float)
     flagged = ~np.isnan(p) & (p >= t)
-    at = EvalData(
-        ids=data.ids, y_true=data.y_true, y_pred=flagged, p_error=data.p_error,
-        label_category=data.label_category, pred_category=data.pred_category,
-    )  # fmt: skip
-    b = binary_metrics(data.y_true, flagged)
     out.update(threshold=t, flagged=int(flagged.sum()))
-    for k in ("balanced_accuracy", "precision", "recall", "f1", "specificity", "accuracy"):
-        out[k] = b[k]
-    out["confusion"] = b["confusion"]
-    if n_boot > 0:
-        ci = confidence_intervals(at, n_boot)["metrics"]
-        for k in ("balanced_accuracy", "precision", "recall", "f1", "specificity"):
-            out[f"{k}_ci95"] = ci[k]
     out["use"] = f"ray_jobs.score --threshold {t:.6g}"
+    if calibration is not None:
+        at = EvalData(
+            ids=data.ids, y_true=data.y_true, y_pred=flagged, p_error=data.p_error,
+            label_category=data.label_category, pred_category=data.pred_category,
+            groups=data.groups, group_column=data.group_column,
+        )  # fmt: skip
+        ci = confidence_intervals(at, n_boot)["figures"]
+        b = binary_metrics(data.y_true, flagged)
+        out["confusion"] = b["confusion"]
+        out["accuracy"] = b["accuracy"]
+        for k in ("balanced_accuracy", "precision", "recall", "f1", "specificity"):
+            if ci[k]["method"] == "percentile bootstrap" and n_boot <= 0:
+                out[k], out[f"{k}_ci95"] = ci[k]["value"], None
+                continue
+            out[k], out[f"{k}_interval"], out[f"{k}_ci95"] = ci[k]["value"], ci[k], ci[k]["ci95"]
+        if out["overlap"]:
+            out["note"] = (
+                f"{out['overlap']} evaluated note(s) were also in the calibration set: "
+                "their figures are partly in-sample"
+            )
+        return out
+    oob = out_of_bag_operating_point(data, recall, precision, n_boot)
+    out["threshold_interval"] = oob.pop("threshold")
+    out["threshold_ci95"] = out["threshold_interval"]["ci95"]
+    for k, v in oob.items():
+        out[k], out[f"{k}_interval"], out[f"{k}_ci95"] = v["value"], v, v["ci95"]
+    out["note"] = (
+        f"threshold chosen on these notes; the figures are the median over {n_boot} resamples "
+        "of the notes each resample left out, the threshold re-chosen in each: in-sample figures "
+        f"at p_error >= {t:.4g} would meet the target by construction"
+    )
     return out
 
 
@@ -204,13 +273,31 @@ def compute_from_labels(
     scores_dir: str | Path,
     threshold: float | None = None,
     id_column: str = "id",
+    group_column: str | None = None,
+    calibrate_on: str | Path | None = None,
+    calibrate_labels: ReadResult | None = None,
     **options: Any,
 ) -> tuple[dict[str, Any], EvalData]:
-    """`load_and_compute` on labels already read (`labels_path` only names them in messages)."""
+    """`load_and_compute` on labels already read (`labels_path` only names them in messages).
+    `group_column`: what the bootstrap resamples (`join`). `calibrate_on`: scores whose notes
+    (labelled by `calibrate_labels`, else by `labels`) choose the operating point's threshold."""
     if not labels.records:
         first = "".join(f"\n  {p}" for p in labels.problems[:5])
         raise EvalError(f"no valid label records in {labels_path}{first}")
-    data = join(labels.records, read_scores(scores_dir), threshold, id_column)
+    wanted = () if group_column in (None, "note") else (group_column,)
+    data = join(labels.records, read_scores(scores_dir, wanted), threshold, id_column, group_column)
+    if calibrate_on is not None:
+        if options.get("target_recall") is None and options.get("target_precision") is None:
+            raise EvalError(
+                "a calibration set chooses the threshold for a target recall or "
+                "precision: give --target-recall or --target-precision with it"
+            )
+        cal_labels = (calibrate_labels or labels).records
+        options["calibrate_on"] = join(
+            cal_labels, read_scores(calibrate_on), None, id_column, "note"
+        )
+        if not options["calibrate_on"].ids:
+            raise EvalError(f"no labelled notes with scores in the calibration set {calibrate_on}")
     data.counts["label_invalid_rows"] = len(labels.problems)
     if labels.problems:
         where = ", ".join(f"{p.path}:{p.line}" for p in labels.problems[:5])
@@ -221,16 +308,44 @@ def compute_from_labels(
 
 
 def interval_text(d: dict[str, Any], key: str, spec: str = ".3f") -> str:
-    """`[low, high]` of the 95% interval of `d[key]` (`d[key + "_ci95"]`), or empty."""
+    """`[low, high]` of the 95% interval of `d[key]` (`d[key + "_ci95"]`), `no interval (why)`
+    when it was withheld, or empty."""
     ci = d.get(f"{key}_ci95")
-    return f"[{ci[0]:{spec}}, {ci[1]:{spec}}]" if ci else ""
+    if ci:
+        return f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
+    why = (d.get(f"{key}_interval") or {}).get("withheld")
+    return f"no interval ({why})" if why and d.get(key) is not None else ""
+
+
+def count_text(d: dict[str, Any], key: str) -> str:
+    """`k/n` behind the proportion `d[key]` (from `d[key + "_interval"]`), or empty."""
+    iv = d.get(f"{key}_interval") or {}
+    return f"{iv['k']}/{iv['n']}" if "k" in iv and "n" in iv else ""
 
 
 def figure_text(d: dict[str, Any], key: str, spec: str = ".3f", none: str = "n/a") -> str:
-    """`d[key]` as `spec` (`none` when undefined) and its 95% interval when there is one."""
+    """`d[key]` as `spec` (`none` when undefined), its `k/n` for a proportion and its 95%
+    interval (or why there is none)."""
     text = fmt(d.get(key), spec, none)
+    if (kn := count_text(d, key)) and d.get(key) is not None:
+        text = f"{text} ({kn})"
     ci = interval_text(d, key, spec)
     return f"{text} {ci}" if ci and d.get(key) is not None else text
+
+
+def dropped_text(base: dict[str, Any]) -> str:
+    """Which notes a paired comparison left out, and why (`paired_difference`'s `dropped`)."""
+    d = base.get("dropped") or {}
+    parts = [
+        f"{d[k]} {what}"
+        for k, what in (
+            ("only_in_scores", "only in these scores"),
+            ("only_in_baseline", "only in the baseline"),
+            ("without_p_error", "without p_error in one of them"),
+        )
+        if d.get(k)
+    ]
+    return "left out: " + ", ".join(parts) if parts else "none left out"
 
 
 def format_summary(m: dict[str, Any]) -> str:
@@ -249,7 +364,10 @@ def format_summary(m: dict[str, Any]) -> str:
         f"category accuracy {fi(m, 'category_accuracy')}",
     ]
     if m.get("intervals"):
-        lines.append(f"[brackets: 95% intervals, {m['intervals']['method']}]")
+        lines.append(
+            f"[brackets: 95% intervals, {m['intervals']['method']}; resampled by "
+            f"{m['intervals']['bootstrap_unit']}]"
+        )
     if m["best_f1"]:
         b = m["best_f1"]
         lines.append(f"best F1 {fmt(b['f1'])} at p_error >= {b['threshold']:.4g}")
@@ -259,12 +377,13 @@ def format_summary(m: dict[str, Any]) -> str:
         lines.append(
             f"{what} >= {value:g}: p_error >= {op['threshold']:.4g} flags {op['flagged']} note(s);"
             f" precision {fi(op, 'precision')}  recall {fi(op, 'recall')}  balanced "
-            f"{fi(op, 'balanced_accuracy')}  (score with --threshold {op['threshold']:.6g})"
+            f"{fi(op, 'balanced_accuracy')}  (score with --threshold {op['threshold']:.6g}; "
+            f"threshold {op['threshold_choice']}, chosen on {op['chosen_on']})"
         )
     base = m.get("baseline")
     if base:
         lines.append(
-            f"vs baseline ({base['notes']} notes in both): AUROC {fmt(base['auroc'])} vs "
+            f"vs baseline ({base['notes']} notes in both; {dropped_text(base)}): AUROC {fmt(base['auroc'])} vs "
             f"{fmt(base['baseline_auroc'])}, difference {fi(base, 'auroc_diff')}; balanced "
             f"accuracy {fmt(base['balanced_accuracy'])} vs "
             f"{fmt(base['baseline_balanced_accuracy'])}, "

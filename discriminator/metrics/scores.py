@@ -13,6 +13,7 @@ import numpy as np
 
 from discriminator.prompt import CATEGORIES, DECISION_THRESHOLD, GOOD, OTHER, category_of
 
+GROUP_COLUMNS = ("patient_id", "subject_id")  # tried in order when no group column is named
 NO_REASON = "no_reason"  # predicted error (threshold override) but the scorer wrote no reason
 CANONICAL = (GOOD, *CATEGORIES, OTHER)
 MAX_LISTED_IDS = 20
@@ -36,6 +37,8 @@ class Scores:
     p_error: list[float | None]
     category: list[str | None]
     files: int
+    groups: dict[str, list[Any]] = field(default_factory=dict)
+    """Group columns the scorer kept (`GROUP_COLUMNS`, or the one asked for), by name."""
 
 
 def score_files(scores_dir: str | Path) -> list[Path]:
@@ -55,11 +58,14 @@ def score_files(scores_dir: str | Path) -> list[Path]:
     return files
 
 
-def read_scores(scores_dir: str | Path) -> Scores:
+def read_scores(scores_dir: str | Path, group_columns: tuple[str, ...] = ()) -> Scores:
+    """The scorer's output; `group_columns` (e.g. `subject_id` kept by `--keep-columns`) are
+    read as well where a file has them."""
     import pyarrow.parquet as pq
 
     files = score_files(scores_dir)
     out = Scores([], [], [], [], [], len(files))
+    wanted_groups = tuple(dict.fromkeys((*GROUP_COLUMNS, *group_columns)))
     for f in files:
         names = set(pq.ParquetFile(f).schema_arrow.names)
         for required in ("note_id", "status"):
@@ -69,6 +75,7 @@ def read_scores(scores_dir: str | Path) -> Scores:
         wanted = ["note_id", "status", "verdict", "p_error", "category"]
         if "category" not in names and "reason" in names:
             wanted.append("reason")
+        wanted += [g for g in wanted_groups if g in names and g not in wanted]
         table = pq.read_table(f, columns=[c for c in wanted if c in names])
         n = table.num_rows
 
@@ -83,6 +90,9 @@ def read_scores(scores_dir: str | Path) -> Scores:
             out.category += col("category")
         else:
             out.category += [None if r is None else category_of(r) for r in col("reason")]
+        for g in wanted_groups:
+            if g in table.column_names or g in out.groups:
+                out.groups.setdefault(g, [None] * (len(out.note_id) - n)).extend(col(g))
     return out
 
 
@@ -143,6 +153,8 @@ class EvalData:
     counts: dict[str, int] = field(default_factory=dict)
     listed_ids: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    groups: list[str] | None = None  # each note's group (patient): None resamples notes
+    group_column: str = "note"  # where `groups` came from
 
 
 def label_category(category: str) -> str:
@@ -171,10 +183,15 @@ def join(
     scores: Scores,
     threshold: float | None = None,
     id_column: str = "id",
+    group_column: str | None = None,
 ) -> EvalData:
     """Match labels to score rows by id; count what does not match or is not ok.
 
-    threshold None: the scorer's verdict decides (p_error >= DECISION_THRESHOLD where a verdict is missing);
+    group_column: what the bootstrap resamples (`resolve_groups`): None picks the first of
+    `GROUP_COLUMNS` the labels' metadata or the scores carry, else notes; "note": notes.
+
+    threshold None: the scorer's verdict decides (p_error >= DECISION_THRESHOLD where a verdict
+    is missing);
     otherwise a note is predicted error when p_error >= threshold.
     """
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -197,7 +214,7 @@ def join(
 
     status_counts: Counter[str] = Counter()
     listed: dict[str, list[str]] = {"missing_from_scores": [], "invalid_input": [], "failed": []}
-    ids, y_true, y_pred, p, lcat, pcat = [], [], [], [], [], []
+    ids, y_true, y_pred, p, lcat, pcat, used = [], [], [], [], [], [], []
     missing = no_prediction = 0
     for key, rec in labels.items():
         i = rows.get(key)
@@ -232,6 +249,7 @@ def join(
         p.append(pe)
         lcat.append(label_category(rec.category))
         pcat.append(str(cat))
+        used.append((rec, i))
 
     extra = [nid for nid in rows if nid not in labels]
     listed["scores_without_labels"] = extra
@@ -260,6 +278,9 @@ def join(
         notes.append(f"{dup_scores} duplicate score row id(s): the first row of each was used")
     if no_prediction:
         notes.append(f"{no_prediction} ok row(s) had no verdict/p_error and were left out")
+    column, groups, ungrouped = resolve_groups(used, scores, group_column)
+    if ungrouped:
+        notes.append(f"{ungrouped} note(s) without {column}: each resampled as its own group")
     return EvalData(
         ids=ids,
         y_true=np.asarray(y_true, dtype=bool),
@@ -270,4 +291,37 @@ def join(
         counts=counts,
         listed_ids={k: sorted(v)[:MAX_LISTED_IDS] for k, v in listed.items()},
         notes=notes,
+        groups=groups,
+        group_column=column,
     )
+
+
+def resolve_groups(
+    used: list[tuple[Any, int]], scores: Scores, group_column: str | None
+) -> tuple[str, list[str] | None, int]:
+    """(column, each evaluated note's group, notes without one) for the evaluated (record, score
+    row) pairs: the label's metadata first, then the scores' column of that name. A note
+    without a value is its own group. ("note", None, 0) when the unit is the note."""
+    if group_column == "note":
+        return "note", None, 0
+
+    def values(name: str) -> list[Any]:
+        col = scores.groups.get(name)
+        return [
+            rec.meta.get(name) if rec.meta.get(name) is not None else (col[i] if col else None)
+            for rec, i in used
+        ]
+
+    names = GROUP_COLUMNS if group_column is None else (group_column,)
+    for name in names:
+        vals = values(name)
+        if any(v is not None for v in vals):
+            missing = sum(v is None for v in vals)
+            groups = [f"{name}={v}" if v is not None else f"note#{k}" for k, v in enumerate(vals)]
+            return name, groups, missing
+    if group_column is not None and used:
+        raise EvalError(
+            f"group column {group_column!r} is in neither the labels' fields nor the scores' "
+            "columns (give --group-column note to resample notes)"
+        )
+    return "note", None, 0

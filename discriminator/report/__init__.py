@@ -131,20 +131,28 @@ def evaluate(
     target_recall: float | None = None,
     target_precision: float | None = None,
     baseline: str | Path | None = None,
+    group_column: str | None = None,
+    calibrate_on: str | Path | None = None,
+    calibrate_labels: str | Path | None = None,
 ) -> dict[str, Any]:
     """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics.
 
     `train_metrics`: the adapter's metrics.json for the training curves (default: found through
     the scores' manifest). `show_text`: note text in the examples table even for real labels.
     `n_boot`: resamples behind the 95% intervals. `target_recall` / `target_precision`: the
-    operating point that reaches it. `baseline`: another scorer output on the same notes."""
+    operating point that reaches it. `baseline`: another scorer output on the same notes.
+    `group_column`: what the bootstrap resamples (None: `patient_id`/`subject_id` when the data
+    have one, else notes; "note": notes). `calibrate_on` (+ `calibrate_labels`, default the
+    labels): scores on which the operating point's threshold is chosen."""
     labels = read_records(labels_path)
+    cal_labels = read_records(calibrate_labels) if calibrate_labels is not None else None
     m, data = M.compute_from_labels(
-        labels, labels_path, scores_dir, threshold, id_column, n_boot=n_boot,
+        labels, labels_path, scores_dir, threshold, id_column, group_column=group_column,
+        calibrate_on=calibrate_on, calibrate_labels=cal_labels, n_boot=n_boot,
         target_recall=target_recall, target_precision=target_precision,
     )  # fmt: skip
     if baseline is not None:
-        base = M.join(labels.records, M.read_scores(baseline), threshold, id_column)
+        base = M.join(labels.records, M.read_scores(baseline), threshold, id_column, "note")
         base_manifest = M.read_manifest(baseline)
         versions = {  # none recorded: an output from before scoring versions (v1)
             str((man.get("provenance") or {}).get("scoring_version") or "v1")

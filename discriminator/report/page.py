@@ -143,16 +143,25 @@ def _operating_point_html(op: dict[str, Any] | None) -> list[str]:
         return []
     ((what, value),) = op["target"].items()
     if op.get("threshold") is None:
-        return [f"<h2>Operating point</h2><p>No threshold reaches {what} {value:g}.</p>"]
+        return [
+            f"<h2>Operating point</h2><p>No threshold reaches {what} {value:g} on "
+            f"{html.escape(op['chosen_on'])}.</p>"
+        ]
     rows = [
-        [k.replace("_", " "), op[k], M.interval_text(op, k)]
+        [k.replace("_", " "), op[k], M.count_text(op, k), M.interval_text(op, k)]
         for k in ("precision", "recall", "specificity", "balanced_accuracy", "f1")
     ]
+    spread = M.interval_text(op, "threshold", ".4g")
     return [
         f"<h2>Operating point: {what} &ge; {value:g}</h2>",
-        f"<p>p_error &ge; <b>{op['threshold']:.6g}</b> flags {op['flagged']} note(s); score with "
+        f"<p>p_error &ge; <b>{op['threshold']:.6g}</b> (chosen on "
+        f"{html.escape(op['chosen_on'])}) flags {op['flagged']} evaluated note(s); score with "
         f"<code>{html.escape(op['use'])}</code>.</p>",
-        _table(["metric", "value", "95% interval"], rows),
+        f"<p>Threshold: <b>{html.escape(op['threshold_choice'])}</b>"
+        + (f"; re-chosen thresholds span {spread}" if spread else "")
+        + ". The figures below did not choose the threshold.</p>",
+        *([f"<p class='muted'>{html.escape(op['note'])}.</p>"] if op.get("note") else []),
+        _table(["metric", "value", "k/n", "95% interval"], rows),
     ]
 
 
@@ -172,8 +181,8 @@ def _baseline_html(base: dict[str, Any] | None) -> list[str]:
     what = html.escape(" + ".join(names) or base["scores"])
     return [
         "<h2>Against the baseline</h2>",
-        f"<p>Baseline: {what} ({base['notes']} notes scored by both; {html.escape(base['method'])}"
-        ").</p>",
+        f"<p>Baseline: {what} ({base['notes']} notes scored by both, the same notes for both "
+        f"figures; {html.escape(M.dropped_text(base))}; {html.escape(base['method'])}).</p>",
         _table(["metric", "these scores", "baseline", "difference", "95% interval"], rows),
     ]
 
@@ -183,18 +192,23 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | Non
     c = m["counts"]
     b = m["best_f1"] or {}
     headline = [
-        ["accuracy", m["accuracy"], ""],
-        ["balanced accuracy", m["balanced_accuracy"], M.interval_text(m, "balanced_accuracy")],
-        ["precision (error)", m["precision"], M.interval_text(m, "precision")],
-        ["recall (error)", m["recall"], M.interval_text(m, "recall")],
-        ["specificity", m["specificity"], M.interval_text(m, "specificity")],
-        ["F1 (error)", m["f1"], M.interval_text(m, "f1")],
-        ["AUROC", m["auroc"], M.interval_text(m, "auroc")],
-        ["AUPRC", m["auprc"], M.interval_text(m, "auprc")],
-        ["best F1 / at p_error >=", f"{fmt(b.get('f1'))} / {fmt(b.get('threshold'))}", ""],
+        ["accuracy", m["accuracy"], "", ""],
+        *[
+            [name, m[k], M.count_text(m, k), M.interval_text(m, k)]
+            for name, k in (
+                ("balanced accuracy", "balanced_accuracy"),
+                ("precision (error)", "precision"),
+                ("recall (error)", "recall"),
+                ("specificity", "specificity"),
+                ("F1 (error)", "f1"),
+                ("AUROC", "auroc"),
+                ("AUPRC", "auprc"),
+            )
+        ],
+        ["best F1 / at p_error >=", f"{fmt(b.get('f1'))} / {fmt(b.get('threshold'))}", "", ""],
         ["category accuracy (detected errors)", m["category_accuracy"],
-         M.interval_text(m, "category_accuracy")],
-        ["ECE (10 bins)", m["calibration"]["ece"], ""],
+         M.count_text(m, "category_accuracy"), M.interval_text(m, "category_accuracy")],
+        ["ECE (10 bins)", m["calibration"]["ece"], "", ""],
     ]  # fmt: skip
     conf = m["confusion"]
     cc = m["category_confusion"]
@@ -209,9 +223,12 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | Non
         f"<p>Decision: <b>{html.escape(m['decision'])}</b>. Error is the positive class. "
         "Rows whose status is not <code>ok</code> are counted but not scored.</p>",
         "<h2>Headline metrics</h2>",
-        _table(["metric", "value", "95% interval"], headline),
+        _table(["metric", "value", "k/n", "95% interval"], headline),
         *(
-            [f"<p class='muted'>Intervals: {html.escape(m['intervals']['method'])}.</p>"]
+            [
+                f"<p class='muted'>Intervals: {html.escape(m['intervals']['method'])}. Resampled "
+                f"by <b>{html.escape(m['intervals']['bootstrap_unit'])}</b>.</p>"
+            ]
             if m.get("intervals")
             else []
         ),
@@ -236,9 +253,27 @@ def render_html(m: dict[str, Any], plots: dict[str, bytes], extras: Extras | Non
         _img("p_error_hist.png", plots, "p_error histogram", "no p_error values"),
         "</div><h2>Per-category recall</h2>",
         _table(
-            ["label category", "error notes", "detected", "recall", "category named", "named rate"],
             [
-                [k, v["n"], v["detected"], v["recall"], v["named"], v["named_rate"]]
+                "label category",
+                "error notes",
+                "detected",
+                "recall",
+                "k/n",
+                "95% interval",
+                "category named",
+                "named rate",
+            ],
+            [
+                [
+                    k,
+                    v["n"],
+                    v["detected"],
+                    v["recall"],
+                    M.count_text(v, "recall"),
+                    M.interval_text(v, "recall"),
+                    v["named"],
+                    v["named_rate"],
+                ]
                 for k, v in per.items()
             ],
         ),
