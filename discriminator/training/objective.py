@@ -59,7 +59,8 @@ def first_token_metrics(
     out: dict[str, float] = {}
     if (area := auroc(y, p)) is not None:
         out["auroc"] = area
-    out["balanced_accuracy"] = binary_metrics(y, data.y_pred)["balanced_accuracy"]
+    if y.any() and not y.all():  # as in evaluation: it needs both classes, like AUROC
+        out["balanced_accuracy"] = binary_metrics(y, data.y_pred)["balanced_accuracy"]
     # the evaluation report's definition: right category among detected errors
     if (right := category_metrics(data)["category_accuracy"]) is not None:
         out["category_accuracy"] = right
