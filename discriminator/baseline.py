@@ -128,13 +128,19 @@ class Row:
     text: str | None
 
 
-def read_input(specs: list[str], text_column: str, id_column: str) -> dict[str, list[Row]]:
-    """Input rows by file (relative name, as the scorer records `source`); blank lines skipped,
-    unreadable rows `invalid_input` with the reason (never the text)."""
+def input_files(specs: list[str]) -> list[sources.InputFile]:
+    """The input files (folders and globs expanded), as the scorer finds them."""
     try:
-        files = sources.expand_inputs(specs)
+        return sources.expand_inputs(specs)
     except sources.SourceError as e:
         raise BaselineError(str(e)) from None
+
+
+def read_input(
+    files: list[sources.InputFile], text_column: str, id_column: str
+) -> dict[str, list[Row]]:
+    """Input rows by file (relative name, as the scorer records `source`); blank lines skipped,
+    unreadable rows `invalid_input` with the reason (never the text)."""
     out: dict[str, list[Row]] = {}
     for f in files:
         rows = out.setdefault(f.rel, [])
@@ -255,6 +261,7 @@ def run_floor(
     if out.exists(MANIFEST) or any(n.startswith("part-") for n in out.names()):
         raise BaselineError(f"{output} already holds scores; use a new --output")
 
+    files = input_files(inputs)  # a missing input stops before the training
     notes, errors, train_counts = read_training(train)
     t_read = time.perf_counter()
     say(
@@ -267,7 +274,7 @@ def run_floor(
     n_features = len(floor.vectorizer.get_feature_names_out())
     say(f"trained {MODEL} ({s.features}: {n_features:,} features) in {t_fit - t_read:.1f}s")
 
-    by_file = read_input(inputs, s.text_column, s.id_column)
+    by_file = read_input(files, s.text_column, s.id_column)
     n_rows = sum(len(v) for v in by_file.values())
     say(f"scoring {n_rows:,} row(s) in {len(by_file)} file(s)")
     prov = {
@@ -334,6 +341,7 @@ __all__ = [
     "Floor",
     "FloorSettings",
     "fit_floor",
+    "input_files",
     "read_input",
     "read_training",
     "run_floor",
