@@ -101,6 +101,16 @@ def _runtime_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    from discriminator.baseline import FloorSettings, run_floor
+
+    settings = FloorSettings(
+        args.features, args.seed, args.threshold, args.text_column, args.id_column
+    )
+    run_floor(args.train, args.input, args.output, settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="discriminator",
@@ -146,6 +156,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="realistic: hundreds to thousands of words; short: ~120-350 words (CPU demos)",
     )
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser(
+        "baseline",
+        help="the floor: TF-IDF + logistic regression trained on labelled notes, scores written "
+        "in the scorer's parquet format (for ray_jobs.evaluate --scores / --baseline)",
+    )
+    p.add_argument("--train", nargs="+", required=True, help="labelled records to train on")
+    p.add_argument(
+        "--input", nargs="+", required=True, help="notes to score (files, folders, globs)"
+    )
+    p.add_argument("--output", "--out", dest="output", required=True, help="new output folder")
+    p.add_argument(
+        "--features",
+        choices=["word", "char", "both"],
+        default="both",
+        help="word 1-2-grams, character 3-5-grams, or both (default)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--threshold", type=float, default=0.5, help="verdict error when p_error >= T")
+    p.add_argument("--text-column", default="note", help="the input's note column")
+    p.add_argument("--id-column", default="id", help="the input's id column")
+    p.set_defaults(func=_baseline)
 
     p = sub.add_parser(
         "import-medec",

@@ -168,7 +168,9 @@ def test_kinds_restrict_errors_to_those_kinds():
     kinds = ["template_token", "truncated_note", "implausible_vital"]
     recs = generate_records(120, seed=4, length="short", kinds=kinds)
     got = Counter(r["kind"] for r in recs if r["category"] != "good")
-    assert set(got) == set(kinds) and min(got.values()) >= 10
+    # 30 structure errors split between two kinds, about 1:2 (seeds 4-9: 7 to 19 template
+    # tokens): each is drawn, the exact split moves with any change to the stories
+    assert set(got) == set(kinds) and min(got.values()) >= 5
     assert {r["category"] for r in recs} == {"good", "structure", "clinical_logic"}
     # a kind that does not apply to every note is drawn again for those notes
     one = generate_records(1000, seed=7, length="short", kinds=["truncated_note"])

@@ -157,7 +157,7 @@ def evaluate(
         versions = {  # none recorded: an output from before scoring versions (v1)
             str((man.get("provenance") or {}).get("scoring_version") or "v1")
             for man in (M.read_manifest(scores_dir), base_manifest)
-            if man
+            if man and not man.get("scorer")  # `discriminator baseline`: p_error read from no token
         }
         if len(versions) > 1:
             m["notes"].append(

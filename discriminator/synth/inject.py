@@ -34,8 +34,8 @@ from .render import (
 from .story import Med, Procedure, Story, age_on, clone
 from .vocab import (
     ALLERGIES,
+    CHRONIC,
     CONTRAINDICATED,
-    DIAGNOSIS_POOL,
     DRUGS,
     FIRST_F,
     FIRST_M,
@@ -620,8 +620,15 @@ def _unjustified(s: Story, style: Style, rng: random.Random):
     "{dx} appears among discharge diagnoses without any supporting discussion or work-up.",
 )
 def _undiscussed(s: Story, style: Style, rng: random.Random):
-    have = {t for t, _ in s.dx} | set(s.ruled_out)
-    title = rng.choice([d for d in DIAGNOSIS_POOL if d not in have])
+    # A chronic condition the patient does not have: good notes list these titles too, so the
+    # error is the missing support, not the word (titles only error notes carried were a cue a
+    # bag-of-words floor found at AUROC 0.68).
+    have = (
+        {t for t, _ in s.dx}
+        | set(s.ruled_out)
+        | {CHRONIC[k].name for k in s.indications if k in CHRONIC}
+    )
+    title = rng.choice([c.name for k, c in CHRONIC.items() if c.name not in have])
     s.dx.append((title, ""))
     return {"dx": title}, "dx"
 

@@ -195,10 +195,10 @@ DRUGS: dict[str, Drug] = {
         _d("naproxen", "nsaid", "500", "mg", "PO", "BID", 500, "oa gout"),
         _d("nicotine patch", "nicotine", "21", "mg/24hr", "TD", "daily", 21, "tobacco"),
         _d("potassium chloride", "electrolyte", "20", "mEq", "PO", "daily", 40, "hypokalemia"),
-        # Used only as unjustified / wrong / contraindicated additions.
+        # Home drugs of a chronic condition, and unjustified / wrong / contraindicated additions.
         _d("warfarin", "vka", "2 5", "mg", "PO", "daily", 15, "afib dvt"),
-        _d("amiodarone", "antiarrhythmic", "200", "mg", "PO", "daily", 400, "afib_rvr"),
-        _d("digoxin", "glycoside", "0.125", "mg", "PO", "daily", 0.25, "chf"),
+        _d("amiodarone", "antiarrhythmic", "200", "mg", "PO", "daily", 400, "afib_rvr afib"),
+        _d("digoxin", "glycoside", "0.125", "mg", "PO", "daily", 0.25, "chf afib"),
         _d("levetiracetam", "aed", "500", "mg", "PO", "BID", 1500, "seizure"),
         _d("donepezil", "ache", "5 10", "mg", "PO", "QHS", 23, "dementia"),
         _d("methimazole", "antithyroid", "10", "mg", "PO", "daily", 40, "hyperthyroid"),
@@ -208,7 +208,9 @@ DRUGS: dict[str, Drug] = {
     )
 }
 
-# Drugs that only ever appear as the injected problem (no story uses them on its own).
+# Drugs added as the unjustified new drug. Each is also a home drug of a chronic condition
+# (`CHRONIC`), so good notes name them too: a drug name that only error notes carry would be a
+# word-level cue (a bag-of-words floor found this kind at AUROC 0.64 when they were error-only).
 UNJUSTIFIED_POOL = (
     "warfarin",
     "amiodarone",
@@ -398,7 +400,8 @@ CHRONIC: dict[str, Chronic] = {
             "afib",
             "Paroxysmal atrial fibrillation",
             "pAF",
-            "apixaban,metoprolol succinate|rivaroxaban,diltiazem ER",
+            "apixaban,metoprolol succinate|rivaroxaban,diltiazem ER|warfarin,metoprolol succinate|"
+            "apixaban,amiodarone|warfarin,digoxin",
             "Rate controlled in sinus rhythm; anticoagulation and rate "
             "control with home {meds} continued.",
             "Remained in sinus rhythm on telemetry; continued home {meds}.",
@@ -482,6 +485,30 @@ CHRONIC: dict[str, Chronic] = {
             "Counseled on cessation for more than 3 minutes; {meds} started per patient preference.",
             "Smoking cessation counseling provided; discharged on {meds}.",
         ),
+        _c(
+            "seizure",
+            "Seizure disorder",
+            "seizure disorder",
+            "levetiracetam",
+            "No seizure activity during the stay; continued home {meds}.",
+            "Seizure-free; continued {meds}.",
+        ),
+        _c(
+            "dementia",
+            "Alzheimer dementia",
+            "dementia",
+            "donepezil",
+            "At cognitive baseline per family; continued home {meds}.",
+            "No delirium; continued {meds}.",
+        ),
+        _c(
+            "neuropathy",
+            "Peripheral neuropathy",
+            "neuropathy",
+            "gabapentin",
+            "Neuropathic pain controlled on home {meds}.",
+            "Continued home {meds}.",
+        ),
     )
 }
 
@@ -534,18 +561,4 @@ PROCEDURE_POOL = (
     "Colonoscopy",
     "Transesophageal echocardiogram",
     "Tunneled dialysis catheter placement",
-)
-DIAGNOSIS_POOL = (
-    "Acute pancreatitis",
-    "Pulmonary embolism",
-    "Ischemic stroke",
-    "Hepatic encephalopathy",
-    "Clostridioides difficile colitis",
-    "Sepsis due to MRSA bacteremia",
-    "Small bowel obstruction",
-    "Acute cholangitis",
-    "Multiple myeloma",
-    "Diverticulitis",
-    "Septic arthritis of the knee",
-    "Hyperthyroidism",
 )
