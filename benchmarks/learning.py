@@ -1,7 +1,7 @@
 """Learning curve of the real training path: does fine-tuning turn a base into a discriminator?
 
     python -m benchmarks.learning                                  # smollm2 + tiny, 2,000 examples
-    python -m benchmarks.learning --models tiny --categories structure --train-examples 800
+    python -m benchmarks.learning --models tiny --categories structure --points 256 800
     python -m benchmarks.learning --decision-weights 1 10          # plain vs decision-weighted loss
     python -m benchmarks.learning --table [--out FILE] [--models smollm2]   # the table, no run
 
@@ -11,7 +11,10 @@ loss; NF4 or plain weights), stopping at each point of `--points` (training exam
 score the held-out test split with the scoring job's `Scorer` (one prefill for p_error, the reason
 generated for flagged notes) and the evaluation's metrics: AUROC, balanced accuracy, per-category
 recall and the share of detected errors whose reason names the right category. Step 0 is the
-base model itself (zero-shot). All runs see the same synthetic notes in the same order.
+base model itself (zero-shot). All runs see the same synthetic notes in the same order. Beside
+them, the floor every adapter must beat (`discriminator baseline`: TF-IDF and logistic
+regression) is trained on the first N training notes of each point and scored on the same test
+notes (curve `floor`, seconds; `--no-floor` leaves it out).
 
 The learning rate is constant after warm-up, so the checkpoint at N examples is the same whatever
 the last point is. Resumable: each point's figures are written to the JSON as they come, and a
@@ -73,9 +76,8 @@ def _train_config(args: argparse.Namespace, model: str, weight: float, data: Pat
 
 def _score(model: str, adapter: str | None, test: list[dict], args: argparse.Namespace) -> dict:
     """The scorer and the evaluation metrics on the test notes."""
-    from discriminator import metrics, scoring
+    from discriminator import scoring
     from discriminator.config import ScoreConfig, load_config, to_dict
-    from discriminator.data import Record
 
     cfg = load_config(
         ScoreConfig,
@@ -97,6 +99,30 @@ def _score(model: str, adapter: str | None, test: list[dict], args: argparse.Nam
     rows = scorer.score_notes([r["note"] for r in test])
     seconds = time.time() - t0
     del scorer
+    return _figures(test, rows, seconds)
+
+
+def _score_floor(train: list[dict], test: list[dict]) -> dict:
+    """The bag-of-words floor trained on `train` and read on the test notes, as `_score` does."""
+    from discriminator import baseline, prompt
+
+    t0 = time.time()
+    floor = baseline.fit_floor(
+        [r["note"] for r in train],
+        [r["category"] != prompt.GOOD for r in train],
+        baseline.FloorSettings(),
+    )
+    p = floor.score([r["note"] for r in test])
+    verdict = ["error" if v >= prompt.DECISION_THRESHOLD else "good" for v in p]
+    rows = [{"p_error": v, "verdict": d, "category": None} for v, d in zip(p, verdict)]
+    return {**_figures(test, rows, time.time() - t0), "train_seconds": round(time.time() - t0, 1)}
+
+
+def _figures(test: list[dict], rows: list[dict], seconds: float) -> dict:
+    """The evaluation's figures for one scoring (`rows`: verdict, p_error, category per note)."""
+    from discriminator import metrics
+    from discriminator.data import Record
+
     scores = metrics.Scores(
         note_id=[r["id"] for r in test],
         status=["ok"] * len(test),
@@ -244,6 +270,33 @@ def run_curve(
         _print(key, point)
 
 
+FLOOR = "floor"
+
+
+def run_floor(args: argparse.Namespace, report: dict, prov: dict) -> None:
+    """The floor's points not in `report` yet: trained on the first N training notes."""
+    curve = report["curves"].setdefault(
+        FLOOR, {"model": "floor (tf-idf + logistic regression)", "decision_weight": None,
+                "points": []}
+    )  # fmt: skip
+    done = {p["examples"] for p in curve["points"]}
+    data = Path(args.work) / "data"
+    train = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in (data / "test.jsonl").read_text().splitlines()]
+    for n in args.points:
+        if n in done:
+            continue
+        try:
+            point = {"examples": n, **_score_floor(train[:n], test), **prov}
+        except ValueError as e:  # the first N notes hold one label: nothing to fit
+            print(f"[learning] {FLOOR} @ {n} examples: left out ({e})", flush=True)
+            continue
+        curve["points"].append(point)
+        curve["points"].sort(key=lambda p: p["examples"])
+        _save(Path(args.out), report)
+        _print(FLOOR, point)
+
+
 def _print(key: str, p: dict) -> None:
     recall = " ".join(f"{c[:5]} {fmt(v, '.2f')}" for c, v in p["recall"].items())
     print(
@@ -257,7 +310,11 @@ def _print(key: str, p: dict) -> None:
 def markdown_table(report: dict, models: list[str] | None = None) -> str:
     """The report's curves as the README's table: each figure with its 95% interval, then the
     provenance of the points shown. `models`: only the curves of these bases."""
-    curves = {k: c for k, c in report["curves"].items() if not models or c["model"] in models}
+    curves = {
+        k: c
+        for k, c in report["curves"].items()
+        if not models or c["model"] in models or k == FLOOR
+    }
     from discriminator import metrics, prompt
 
     rows = [
@@ -267,8 +324,9 @@ def markdown_table(report: dict, models: list[str] | None = None) -> str:
     ]
     for c in curves.values():
         for p in c["points"]:
+            weight = c["decision_weight"]
             cells = [
-                f"{c['model']}, decision weight {c['decision_weight']:g}",
+                c["model"] if weight is None else f"{c['model']}, decision weight {weight:g}",
                 str(p["examples"]),
                 *(metrics.figure_text(p, k, ".2f", "–")
                   for k in ("auroc", "balanced_accuracy", "category_named")),
@@ -359,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-prompt-tokens", type=int, default=1280)
     p.add_argument("--max-new-tokens", type=int, default=8, help="reason tokens generated")
     p.add_argument("--no-zero-shot", dest="zero_shot", action="store_false")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="leave out the bag-of-words floor's curve")  # fmt: skip
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--save-steps", type=int, default=10, help="checkpoint interval (resume)")
     p.add_argument("--work", default="runs/learning", help="data and checkpoints (resumable)")
@@ -388,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.work) / "data"
     # Curves of other models or weights may be added to a report; anything else makes a new one.
-    skip = ("out", "work", "models", "decision_weights", "learning_rate", "table")
+    skip = ("out", "work", "models", "decision_weights", "learning_rate", "table", "floor")
     settings = {k: v for k, v in vars(args).items() if k not in skip}
     if problem := check_work(Path(args.work), settings):
         p.error(problem)
@@ -421,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     report.setdefault("curves", {})
     init_ray()
     t0 = time.time()
+    if args.floor:
+        run_floor(args, report, prov)
     for model in args.models:
         for weight in args.decision_weights:
             run_curve(args, report, model, weight, prov)

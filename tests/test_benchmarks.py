@@ -144,8 +144,13 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
     try:
         assert learning.main(args) == 0
         report = json.loads(out.read_text())
-        (curve,) = report["curves"].values()
+        assert set(report["curves"]) == {"tiny w10", "floor"}
+        curve = report["curves"]["tiny w10"]
         assert curve["model"] == "tiny" and curve["decision_weight"] == 10
+        # the bag-of-words floor on the same test notes, trained on the first N training notes
+        floor = report["curves"]["floor"]["points"]
+        assert floor and {p["examples"] for p in floor} <= {8, 16}
+        assert all(len(p["p_error"]) == 8 and p["category_named"] in (None, 0) for p in floor)
         points = curve["points"]
         assert [p["examples"] for p in points] == [0, 8, 16]
         assert [p["step"] for p in points] == [0, 2, 4]  # 4 notes a step
@@ -165,11 +170,13 @@ def test_learning_curve_scores_each_point_and_resumes(tmp_path, capsys):
         # the README's table, from the report alone: one row per point, intervals beside figures
         assert learning.main([*args, "--table"]) == 0
         table = capsys.readouterr().out.strip().splitlines()
-        # header, 3 points, then a blank line and the provenance of the points shown
-        assert len(table) == 2 + 3 + 2 and "AUROC [95% CI]" in table[0]
+        # header, the floor's and 3 adapter points, then a blank line and the provenance
+        assert len(table) == 2 + len(floor) + 3 + 2 and "AUROC [95% CI]" in table[0]
+        assert table[2].startswith("| floor (tf-idf + logistic regression) |")
         assert table[-1].startswith(f"Measured {points[0]['date'][:10]}, commit ")
         bal = points[1]["balanced_accuracy_ci95"]
-        assert f"{points[1]['balanced_accuracy']:.2f} [{bal[0]:.2f}, {bal[1]:.2f}]" in table[3]
+        row = table[2 + len(floor) + 1]
+        assert f"{points[1]['balanced_accuracy']:.2f} [{bal[0]:.2f}, {bal[1]:.2f}]" in row
     finally:
         ray.shutdown()
 
