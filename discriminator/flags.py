@@ -16,12 +16,15 @@ from typing import Any
 from discriminator.config import ConfigError, _set_path
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The module docstring as written; every option's default appended to its help."""
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's default appended to its help (unless the help already speaks of it)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        default = action.default
+        shown = not (
+            default is None or default is False or default == [] or default == "==SUPPRESS=="
+        )
         if "default" in text or not action.option_strings or not shown:
             return text
         value = (
@@ -30,6 +33,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             else "%(default)s"
         )
         return f"{text} (default: {value})"
+
+
+class HelpFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """The description (a job's module docstring) as written, defaults in the options' help."""
 
 
 def job_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:

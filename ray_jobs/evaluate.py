@@ -145,6 +145,7 @@ def _run(cfg: EvalConfig) -> int:
             target_recall=cfg.target_recall,
             target_precision=cfg.target_precision,
             baseline=cfg.baseline,
+            text_column=cfg.text_column,
         )
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -207,6 +207,8 @@ def compute_from_labels(
     **options: Any,
 ) -> tuple[dict[str, Any], EvalData]:
     """`load_and_compute` on labels already read (`labels_path` only names them in messages)."""
+    if empty := [p for p in labels.problems if p.message == "no records"]:
+        raise EvalError(str(empty[0]))
     if not labels.records:
         first = "".join(f"\n  {p}" for p in labels.problems[:5])
         raise EvalError(f"no valid label records in {labels_path}{first}")

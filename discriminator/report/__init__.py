@@ -131,14 +131,17 @@ def evaluate(
     target_recall: float | None = None,
     target_precision: float | None = None,
     baseline: str | Path | None = None,
+    text_column: str = "note",
 ) -> dict[str, Any]:
     """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics.
+
+    `text_column` / `id_column`: the labels' note text and id columns (as scoring's `io.*`).
 
     `train_metrics`: the adapter's metrics.json for the training curves (default: found through
     the scores' manifest). `show_text`: note text in the examples table even for real labels.
     `n_boot`: resamples behind the 95% intervals. `target_recall` / `target_precision`: the
     operating point that reaches it. `baseline`: another scorer output on the same notes."""
-    labels = read_records(labels_path)
+    labels = read_records(labels_path, text_column, id_column)
     m, data = M.compute_from_labels(
         labels, labels_path, scores_dir, threshold, id_column, n_boot=n_boot,
         target_recall=target_recall, target_precision=target_precision,
