@@ -16,7 +16,6 @@ Writes benchmarks/results/score_cpu.json with machine info, versions and date.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from benchmarks import archive
+from discriminator.flags import job_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,10 +151,13 @@ def pipeline(cfg, n_notes: int, marker: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = job_parser("python -m benchmarks.score_cpu", __doc__)
     ap.add_argument("--notes", type=int, default=64, help="notes for the throughput comparison")
     ap.add_argument("--generate", default="never", choices=["never", "threshold", "always"])
-    ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_cpu.json"))
+    ap.add_argument(
+        "--output", "--out", dest="out", default=str(REPO / "benchmarks/results/score_cpu.json"),
+        metavar="FILE", help="the JSON report",
+    )  # fmt: skip
     args = ap.parse_args()
 
     import ray

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from discriminator.config import ConfigError, _set_path
+from discriminator.config import _set_path
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -127,7 +127,7 @@ def add_output_arg(parser: argparse.ArgumentParser | Any, help: str, *old: str, 
     parser.add_argument("--output", *old, help=help, **kw)
 
 
-def config_error(e: ConfigError) -> int:
+def config_error(e: ValueError) -> int:
     """The one format of a config error in every job: one line on stderr, exit 2."""
     message = " ".join(str(e).split("\n"))
     print(f"config error: {message}", file=sys.stderr)

@@ -10,8 +10,8 @@ Under `ray job submit` the code is uploaded, never notes: every path is absolute
 the head node sees; a relative one stops the job.
 
 Precedence: defaults < --config YAML < --labels/--scores/--output/--threshold/... < --set
-key=value (any EvalConfig field, e.g. --set bootstrap=200); a bad value stops the job with one
-line `config error: ...`. Labels in other columns (MIMIC-style): --text-column text
+(any EvalConfig field, e.g. --set bootstrap=200); a bad value stops the job with one line
+`config error: ...`. Labels in other columns (MIMIC-style): --text-column text
 --id-column note_id.
 Without --threshold the scorer's verdicts decide. The report shows the training curves from the
 adapter's metrics.json (--train-metrics, else the adapter named in the scores' _manifest.json)

@@ -73,8 +73,7 @@ def _run(cfg: TrainConfig) -> int:
     try:  # settings first: a bad value is said before the model and the data are read
         training.check_settings(cfg)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     try:  # validated before Ray starts: a missing model or bad data never reaches a worker
         console.stage("checking the base model and the data")
         check_model(cfg.model.name_or_path)
