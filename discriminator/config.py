@@ -59,7 +59,8 @@ class LoraSection:
 @dataclass
 class DataConfig:
     train_path: str = "data/train.jsonl"
-    """Training records: JSONL or parquet with `note` and `reason` columns."""
+    """Training records: JSONL, CSV/TSV (plain, .gz, .zst) or parquet with the note text
+    (`text_column`) and `reason` columns."""
     eval_path: str | None = "data/eval.jsonl"
     """Evaluation records (same format); null to skip evaluation."""
     on_invalid: Literal["error", "skip"] = "error"
@@ -346,7 +347,8 @@ class EvalConfig:
     """Config of `ray_jobs.evaluate`: labelled records + scorer output -> metrics and report."""
 
     labels: str = "data/eval.jsonl"
-    """Labelled records (JSONL or parquet with `note`, `reason`, optional `id`/`category`)."""
+    """Labelled records (JSONL, CSV/TSV, parquet) with the note text (`text_column`) and `reason`,
+    optional id (`id_column`) and `category`."""
     scores: str = "runs/scores"
     """Folder of the scorer's parquet output (every `*.parquet` under it; `manifest.json` read)."""
     out: str = "runs/eval"
