@@ -1,7 +1,7 @@
 """GPU benchmark harness: training and scoring throughput of the project vs plain baselines.
 
-    python -m benchmarks.gpu all --out benchmarks/results           # on a CUDA machine
-    python -m benchmarks.gpu all --smoke --out /tmp/bench           # CPU smoke (tiny model)
+    python -m benchmarks.gpu all --output benchmarks/results           # on a CUDA machine
+    python -m benchmarks.gpu all --smoke --output /tmp/bench           # CPU smoke (tiny model)
 
 Subcommands: `budget` (every figure in one command that fits 8 minutes on a bare H100, the
 model build included: benchmarks/budget.py; start here), `setup` (build the shape-only
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
 common.set_env()
@@ -61,15 +62,14 @@ FULL = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = job_parser("python -m benchmarks.gpu", __doc__)
     ap.add_argument("command", choices=["setup", "train", "score", "all", "budget", "pack-check"])
     g = ap.add_argument_group("common")
     g.add_argument("--smoke", action="store_true", help="CPU smoke: tiny model, tiny counts")
-    g.add_argument("--out", default=str(common.RESULTS), help="folder for the JSON reports")
+    g.add_argument(
+        "--output", "--out", dest="out", default=str(common.RESULTS), metavar="DIR",
+        help="folder for the JSON reports",
+    )  # fmt: skip
     g.add_argument("--model-dir", help="shape model folder (default: the cache; built if missing)")
     g.add_argument("--modes", help="comma-separated subset of the modes (default: all)")
     g.add_argument("--inline", action="store_true", help="run modes in this process")

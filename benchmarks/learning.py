@@ -35,6 +35,7 @@ from typing import Any
 
 from benchmarks import common
 from discriminator.files import write_atomic
+from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
 DEFAULT_OUT = common.RESULTS / "learning_cpu.json"
@@ -385,11 +386,7 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.learning",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = job_parser("python -m benchmarks.learning", __doc__)
     p.add_argument("--models", nargs="+", default=None,
                    help="bases to train (default: smollm2 tiny); with --table, the curves shown "
                         "(default: all)")  # fmt: skip
@@ -422,9 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--save-steps", type=int, default=10, help="checkpoint interval (resume)")
     p.add_argument("--work", default="runs/learning", help="data and checkpoints (resumable)")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--output", "--out", dest="out", default=str(DEFAULT_OUT), metavar="FILE",
+                   help="the JSON report")  # fmt: skip
     p.add_argument("--table", action="store_true",
-                   help="print the report in --out as a markdown table (with intervals); no run")  # fmt: skip
+                   help="print the report in --output as a markdown table (with intervals); no run")  # fmt: skip
     args = p.parse_args(argv)
     if args.table:
         if not Path(args.out).exists():

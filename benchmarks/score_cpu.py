@@ -18,7 +18,6 @@ versions); `--table` prints it as the README's markdown table without running an
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from benchmarks import archive
 from benchmarks.common import provenance, provenance_text
 from discriminator.files import write_atomic
+from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,10 +172,13 @@ def markdown_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = job_parser("python -m benchmarks.score_cpu", __doc__)
     ap.add_argument("--notes", type=int, default=64, help="notes for the throughput comparison")
     ap.add_argument("--generate", default="never", choices=["never", "threshold", "always"])
-    ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_cpu.json"))
+    ap.add_argument(
+        "--output", "--out", dest="out", default=str(REPO / "benchmarks/results/score_cpu.json"),
+        metavar="FILE", help="the JSON report",
+    )  # fmt: skip
     ap.add_argument("--table", action="store_true",
                     help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
     args = ap.parse_args(argv)

@@ -43,7 +43,6 @@ anything.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -69,6 +68,7 @@ from benchmarks.common import SCORE_SCALE_PARTS, provenance, provenance_text
 from benchmarks.score_cpu import PeakRSS
 from discriminator import scoring
 from discriminator.files import write_atomic
+from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -505,7 +505,7 @@ TABLES = {"scale": figures_table, "mimic": mimic_table}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = job_parser("python -m benchmarks.score_scale", __doc__)
     ap.add_argument("--notes", type=int, default=100_000, help="notes in the whole archive")
     ap.add_argument("--files", type=int, default=200, help="files in the archive")
     ap.add_argument("--small", type=int, default=10_000, help="notes in the subset (memory)")
@@ -519,9 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--actors", type=int, default=2, help="stand-in scorer actors")
     ap.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per stand-in actor")
     ap.add_argument("--data", default="/tmp/score-scale", help="where the archive is made once")
-    ap.add_argument("--out", default=str(REPO / "benchmarks/results/score_scale.json"))
+    ap.add_argument(
+        "--output", "--out", dest="out", default=str(REPO / "benchmarks/results/score_scale.json"),
+        metavar="FILE", help="the JSON report",
+    )  # fmt: skip
     ap.add_argument("--skip", nargs="*", default=[], choices=["stand-in", "mimic", "tiny", "resume"],
-                    help="parts not to run; their figures in --out are kept")  # fmt: skip
+                    help="parts not to run; their figures in --output are kept")  # fmt: skip
     ap.add_argument("--note", default=None, help="conditions to record with the figures")
     ap.add_argument("--table", nargs="?", const="all", choices=[*TABLES, "all"],
                     help="print the markdown tables from --out (scale: the archive-scale figures; "

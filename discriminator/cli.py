@@ -1,10 +1,14 @@
 """`discriminator`: local tasks that need no cluster.
 
-  discriminator validate FILE...          check training/eval records, print a summary
-  discriminator synth --n N --out DIR     synthetic labelled discharge notes (train/eval/test)
-  discriminator import-medec CSV --out F  convert the public MEDEC benchmark
-  discriminator make-tiny-model --out DIR the tiny offline base model for tests and the demo
-  discriminator runtime-env               cluster/runtime-env.yaml (what `ray job submit` uploads)
+  discriminator validate FILE...             check what a job reads (labelled records, or
+                                             scoring input without labels), print a summary
+  discriminator synth --n N --output DIR     synthetic labelled discharge notes (train/eval/test)
+  discriminator import-medec CSV --output F  convert the public MEDEC benchmark
+  discriminator make-tiny-model --output DIR the tiny offline base model for tests and the demo
+  discriminator runtime-env                  cluster/runtime-env.yaml (what `ray job submit` uploads)
+
+MIMIC-IV-Note as scoring input: discriminator validate --text-column text --id-column note_id
+discharge.csv.gz. What a command writes is named with --output (--out works too).
 
 The jobs that use Ray (train, tune, score, evaluate) are `python -m ray_jobs.<job>`.
 """
@@ -16,13 +20,21 @@ import json
 import os
 import sys
 
+from discriminator.config import ScoreConfig
+from discriminator.flags import DefaultsFormatter, add_output_arg, config_default
+from discriminator.prompt import DECISION_THRESHOLD
 from discriminator.runtime import UMASK
+
+
+def _sub(sub: argparse._SubParsersAction, name: str, **kw: object) -> argparse.ArgumentParser:
+    """A subcommand (`discriminator <name>`) whose help shows every default."""
+    return sub.add_parser(name, formatter_class=DefaultsFormatter, **kw)
 
 
 def _validate(args: argparse.Namespace) -> int:
     from discriminator.data import read_records, summarize
 
-    result = read_records(args.files)
+    result = read_records(args.files, args.text_column, args.id_column)
     tok = None
     if args.tokenizer:
         from discriminator.modeling import load_tokenizer
@@ -30,24 +42,35 @@ def _validate(args: argparse.Namespace) -> int:
         tok = load_tokenizer(args.tokenizer)
     summary = summarize(result, tok)
     for p in result.problems:
-        print(f"invalid: {p}")
+        print(p)
     for later, first in result.duplicates[:50]:
         print(f"duplicate note: {later} repeats {first}")
+    for _, later, first in result.duplicate_ids[:50]:
+        print(f"duplicate id: {later} repeats the {args.id_column!r} of {first}")
     if args.json:
         print(json.dumps(summary, indent=2))
-    else:
+        return 1 if result.problems else 0
+    counts = (
+        f"rows {summary['rows']}  valid {summary['valid']}  invalid {summary['invalid']}  "
+        f"duplicates {summary['duplicates']}  duplicate ids {summary['duplicate_ids']}"
+    )
+    if summary["unlabelled"]:
         print(
-            f"rows {summary['rows']}  valid {summary['valid']}  invalid {summary['invalid']}  "
-            f"good {summary['good']}  error {summary['error']}  duplicates {summary['duplicates']}"
+            f"unlabelled scoring input (no 'reason' column; note text in {args.text_column!r}, "
+            f"ids in {args.id_column!r}): {counts}"
         )
-        if summary["categories"]:
-            print("categories: " + ", ".join(f"{k} {v}" for k, v in summary["categories"].items()))
-        for unit in ("words", "tokens"):
-            if summary.get(unit):
-                print(
-                    f"note length ({unit}): "
-                    + "  ".join(f"{k} {v}" for k, v in summary[unit].items())
-                )
+    else:
+        print(f"{counts}  good {summary['good']}  error {summary['error']}")
+        if result.unlabelled:
+            print("unlabelled (no 'reason' column, every row counts as good): "
+                  + ", ".join(result.unlabelled))  # fmt: skip
+    if summary["categories"]:
+        print("categories: " + ", ".join(f"{k} {v}" for k, v in summary["categories"].items()))
+    for unit in ("words", "tokens"):
+        if summary.get(unit):
+            print(
+                f"note length ({unit}): " + "  ".join(f"{k} {v}" for k, v in summary[unit].items())
+            )
     return 1 if result.problems else 0
 
 
@@ -55,7 +78,7 @@ def _synth(args: argparse.Namespace) -> int:
     from discriminator.synth import write_splits
 
     stats = write_splits(
-        args.out,
+        args.output,
         args.n,
         seed=args.seed,
         error_rate=args.error_rate,
@@ -67,7 +90,7 @@ def _synth(args: argparse.Namespace) -> int:
     sizes = ", ".join(
         f"{k} {v.get('n', v) if isinstance(v, dict) else v}" for k, v in splits.items()
     )
-    print(f"wrote {args.out}/{{train,eval,test}}.jsonl and stats.json ({sizes or args.n} notes)")
+    print(f"wrote {args.output}/{{train,eval,test}}.jsonl and stats.json ({sizes or args.n} notes)")
     return 0
 
 
@@ -76,10 +99,10 @@ def _import_medec(args: argparse.Namespace) -> int:
 
     source, license = attribution(args.csv, args.source, args.license)
     records, skipped = convert_medec(args.csv, source, license)
-    write_jsonl(records, args.out)
+    write_jsonl(records, args.output)
     n_err = sum(r["category"] != "good" for r in records)
     print(
-        f"wrote {len(records)} records to {args.out} ({n_err} with an error, {skipped} empty rows skipped)"
+        f"wrote {len(records)} records to {args.output} ({n_err} with an error, {skipped} empty rows skipped)"
     )
     print(f"data: {source} (license: {license})")
     return 0
@@ -89,7 +112,7 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
     from discriminator import modeling
 
     texts = modeling.build_tiny_corpus(args.notes, args.seed, args.length)
-    out = modeling.make_tiny_model(args.out, texts, vocab_size=args.vocab_size, seed=args.seed)
+    out = modeling.make_tiny_model(args.output, texts, vocab_size=args.vocab_size, seed=args.seed)
     print(f"tiny model written to {out}")
     return 0
 
@@ -119,22 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "validate", help="check labelled records (JSONL/CSV/TSV/parquet); exit 1 if any is invalid"
+    p = _sub(
+        sub,
+        "validate",
+        help="check what the jobs read: labelled records (training, evaluation) or, without a "
+        "'reason' column, scoring input; exit 1 if any row or file is invalid",
+        description="Check records as the jobs read them (same formats, columns and row "
+        "numbers as scoring). With a 'reason' column: labelled records for training and "
+        "evaluation. Without one: unlabelled scoring input; every row needs its note text and, "
+        "where the file has ids, its id. Problems print as path:line: why; an input with no "
+        "record is one. Duplicate notes and ids are listed. MIMIC-IV-Note: "
+        "discriminator validate --text-column text --id-column note_id discharge.csv.gz",
     )
     p.add_argument(
         "files",
         nargs="+",
         help="JSONL, CSV or TSV (plain, .gz or .zst) or parquet files, folders or globs",
     )
+    p.add_argument(
+        "--text-column",
+        default=config_default(ScoreConfig, "io.text_column"),
+        metavar="NAME",
+        help="column with the note text (as score's --text-column, train's data.text_column)",
+    )
+    p.add_argument(
+        "--id-column",
+        default=config_default(ScoreConfig, "io.id_column"),
+        metavar="NAME",
+        help="column with the note id (as score's --id-column, train's data.id_column)",
+    )
     p.add_argument("--tokenizer", help="tokenizer/model dir: adds note lengths in tokens")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_validate)
 
-    p = sub.add_parser("synth", help="write synthetic labelled discharge notes")
+    p = _sub(sub, "synth", help="write synthetic labelled discharge notes")
     p.add_argument("--n", type=int, default=1000, help="number of notes (all splits)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    p.add_argument("--out", required=True, help="output folder")
+    add_output_arg(p, "output folder", "--out", required=True, metavar="DIR")
     p.add_argument("--error-rate", type=float, default=0.5, help="share of notes with an error")
     p.add_argument(
         "--categories",
@@ -157,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_synth)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "baseline",
         help="the floor: TF-IDF + logistic regression trained on labelled notes, scores written "
         "in the scorer's parquet format (for ray_jobs.evaluate --scores / --baseline)",
@@ -166,20 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input", nargs="+", required=True, help="notes to score (files, folders, globs)"
     )
-    p.add_argument("--output", "--out", dest="output", required=True, help="new output folder")
+    add_output_arg(p, "new output folder", "--out", required=True, metavar="DIR")
     p.add_argument(
         "--features",
         choices=["word", "char", "both"],
         default="both",
-        help="word 1-2-grams, character 3-5-grams, or both (default)",
+        help="word 1-2-grams, character 3-5-grams, or both",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--threshold", type=float, default=0.5, help="verdict error when p_error >= T")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DECISION_THRESHOLD,
+        help="verdict error when p_error >= T",
+    )
     p.add_argument("--text-column", default="note", help="the input's note column")
     p.add_argument("--id-column", default="id", help="the input's id column")
     p.set_defaults(func=_baseline)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "import-medec",
         help="convert the MEDEC benchmark CSV (or a MEDEC-format CSV) to JSONL records",
         description="Convert a MEDEC-format CSV to JSONL records. Every row is stamped with an "
@@ -188,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "file gets 'MEDEC-format data from <file name>' and license 'unknown'.",
     )
     p.add_argument("csv", help="MEDEC CSV (e.g. MEDEC-MS-ValidationSet-...-ErrorType.csv)")
-    p.add_argument("--out", required=True, help="output JSONL file")
+    add_output_arg(p, "output JSONL file", "--out", required=True, metavar="FILE")
     p.add_argument(
         "--source",
         help="attribution written into every row, e.g. 'Hospital X review set 2024'; "
@@ -202,17 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_import_medec)
 
-    p = sub.add_parser("make-tiny-model", help="build the tiny offline base model")
-    p.add_argument("--out", required=True, help="output folder")
+    p = _sub(sub, "make-tiny-model", help="build the tiny offline base model")
+    add_output_arg(p, "output folder", "--out", required=True, metavar="DIR")
     p.add_argument(
         "--notes", type=int, default=2000, help="synthetic notes to train the tokenizer on"
     )
     p.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
-    p.add_argument("--length", choices=["realistic", "short"], default="short")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--length", choices=["realistic", "short"], default="short", help="note length")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=_make_tiny_model)
 
-    p = sub.add_parser(
+    p = _sub(
+        sub,
         "runtime-env",
         help="print cluster/runtime-env.yaml: `ray job submit`'s upload, without notes or runs",
         description="Print the runtime environment for `ray job submit --runtime-env`: the "

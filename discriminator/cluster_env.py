@@ -34,7 +34,7 @@ FOLDERS = (
     ".venv/",
     "data/",  # notes (config defaults data/train.jsonl, data/eval.jsonl)
     "runs/",  # every job's default output: adapters, Ray storage, scores, reports, SLURM tokens
-    "demo/",  # ray_jobs.demo's --out: synthetic notes, runs, report
+    "demo/",  # ray_jobs.demo's --output: synthetic notes, runs, report
     ".cache/",  # model and dataset caches (HF_HOME, DISCRIMINATOR_CACHE) if placed in the tree
     "llama3-discriminator*/",  # the Llama configs' relative run.output_dir (adapter, -merged)
 )

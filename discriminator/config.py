@@ -8,7 +8,6 @@ rebuild with `from_dict(TrainConfig, d)` on the worker.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import types
 import typing
@@ -62,11 +61,17 @@ class LoraSection:
 @dataclass
 class DataConfig:
     train_path: str = "data/train.jsonl"
-    """Training records: JSONL or parquet with `note` and `reason` columns."""
+    """Training records: JSONL, CSV/TSV (plain, .gz, .zst) or parquet with the note text
+    (`text_column`) and `reason` columns."""
     eval_path: str | None = "data/eval.jsonl"
     """Evaluation records (same format); null to skip evaluation."""
     on_invalid: Literal["error", "skip"] = "error"
     """error: stop before training and list every bad row; skip: drop and count them."""
+    text_column: str = "note"
+    """Column (JSONL key) holding the note text, as scoring's `io.text_column` (MIMIC: text)."""
+    id_column: str = "id"
+    """Column holding the note id, as scoring's `io.id_column` (MIMIC: note_id); rows without
+    one get `<file>:<line>`."""
     max_prompt_tokens: int = 3072
     """Prompt budget (system prompt + note); longer notes are cut in the middle."""
     max_train_samples: int | None = None
@@ -339,71 +344,24 @@ def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config file (see ray_jobs/configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one field, e.g. --set lora.r=32 (repeatable; wins over the YAML)",
-    )
-    parser.add_argument(
-        "--print-config", action="store_true", help="print the resolved config and exit"
-    )
-
-
-def add_verbose_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show library output too (Ray, transformers, datasets); it always goes to the run's log",
-    )
-
-
-# The seed's flags (finetune_discriminator.py) and where they land in TrainConfig.
-SEED_TRAIN_FLAGS: dict[str, tuple[str, type]] = {
-    "train_data": ("data.train_path", str),
-    "eval_data": ("data.eval_path", str),
-    "output_dir": ("run.output_dir", str),
-    "num_train_epochs": ("optim.num_train_epochs", float),
-    "learning_rate": ("optim.learning_rate", float),
-    "per_device_train_batch_size": ("optim.per_device_train_batch_size", int),
-    "gradient_accumulation_steps": ("optim.gradient_accumulation_steps", int),
-}
-
-
-def add_seed_train_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("seed flags (same meaning as finetune_discriminator.py)")
-    for flag, (target, tp) in SEED_TRAIN_FLAGS.items():
-        group.add_argument(f"--{flag}", type=tp, default=None, help=f"sets {target}")
-
-
-def seed_flags_to_tree(args: argparse.Namespace) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for flag, (target, _) in SEED_TRAIN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            _set_path(tree, target, value)
-    return tree
-
-
 @dataclass
 class EvalConfig:
     """Config of `ray_jobs.evaluate`: labelled records + scorer output -> metrics and report."""
 
     labels: str = "data/eval.jsonl"
-    """Labelled records (JSONL or parquet with `note`, `reason`, optional `id`/`category`)."""
+    """Labelled records (JSONL, CSV/TSV, parquet) with the note text (`text_column`) and `reason`,
+    optional id (`id_column`) and `category`."""
     scores: str = "runs/scores"
     """Folder of the scorer's parquet output (every `*.parquet` under it; `manifest.json` read)."""
     out: str = "runs/eval"
     """Where metrics.json, report.html and the PNG plots go (created owner-only)."""
     threshold: float | None = None
     """Flag a note as error when p_error >= threshold; null: use the scorer's verdicts."""
+    text_column: str = "note"
+    """Labels column holding the note text (as scoring's `io.text_column`; MIMIC-IV-Note: text)."""
     id_column: str = "id"
-    """Label column joined to the scores' `note_id` (rows without it use file:line)."""
+    """Labels column holding the note id, joined to the scores' `note_id` (rows without one use
+    `<file>:<line>`, as scoring does; as scoring's `io.id_column`)."""
     train_metrics: str | None = None
     """The adapter's metrics.json for the report's training curves; null: the one in the adapter
     folder named by the scores' `_manifest.json` (`provenance.adapter`), if there is one."""

@@ -44,7 +44,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Ray's worker-log prefix, e.g. "(RayTrainWorker pid=123, ip=10.0.0.2) ", and its dedup suffix.
 _RAY_PREFIX = re.compile(r"^\((?:[\w.:<>-]+ )?pid=\d+(?:, ip=[\w.:-]+)?\) ")
 _RAY_REPEAT = re.compile(r" \[repeated \d+x across cluster\]$")
-_OWN = re.compile(r"^(?:\[(?:{})\] |error: |warning: )".format("|".join(TAGS)))
+_OWN = re.compile(r"^(?:\[(?:{})\] |error: |config error: |warning: )".format("|".join(TAGS)))
+_ERR = ("error: ", "config error: ")  # own lines that go to stderr
 
 
 def own_line(raw: str) -> str | None:
@@ -77,7 +78,7 @@ class Console:
             if not self._log.closed:
                 self._log.write(text + "\n")
             if self._term >= 0:
-                err = text.startswith("error: ") or (
+                err = text.startswith(_ERR) or (
                     self._continues_err and self._continues and text[:1].isspace()
                 )
                 fd = self._term_err if err else self._term
@@ -97,7 +98,7 @@ class Console:
             self._continues = False
         else:
             self._continues = own.endswith(":")
-            self._continues_err = own.startswith("error: ")
+            self._continues_err = own.startswith(_ERR)
         if self.verbose and self._term >= 0:
             with self._lock:
                 self._log.write(raw + "\n")

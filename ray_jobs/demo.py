@@ -1,6 +1,6 @@
 """The embedded default: the whole pipeline on this machine, no GPU, no cluster, no downloads.
 
-    make demo                      # or: python -m ray_jobs.demo [--skip-tune] [--out demo]
+    make demo                      # or: python -m ray_jobs.demo [--skip-tune] [--output demo]
 
 Stages, each the same command the README lists for running it alone:
   1. discriminator synth           synthetic labelled discharge notes (train/eval/test)
@@ -18,7 +18,6 @@ starting Ray, training / sweeping / scoring, shutting down).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from discriminator.console import TIMINGS_ENV
+from discriminator.flags import add_output_arg, job_parser
 from discriminator.runtime import set_env_defaults
 
 DEMO_CONFIG = "ray_jobs/configs/demo.yaml"
@@ -73,12 +73,10 @@ def _time_line(stages: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ray_jobs.demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = job_parser("python -m ray_jobs.demo", __doc__)
+    add_output_arg(
+        parser, "folder for data, runs and reports", "--out", default="demo", metavar="DIR"
     )
-    parser.add_argument("--out", default="demo", help="folder for data, runs and reports")
     parser.add_argument("--skip-tune", action="store_true", help="leave out the Tune sweep")
     parser.add_argument(
         "--notes", type=int, default=DEMO_NOTES, help="synthetic notes (train/eval/test 80/10/10)"
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     mix += ["--categories", *args.categories] if args.categories else []
     set_env_defaults()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = Path(args.out).resolve()
+    out = Path(args.output).resolve()
     data, runs = out / "data", out / "runs"
     py = sys.executable
     t0 = time.time()
@@ -118,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         (
             "synthetic notes",
             [str(Path(py).parent / "discriminator"), "synth", "--n", n, "--seed", "7", "--length", "short",
-             *mix, "--out", str(data)],
+             *mix, "--output", str(data)],
         ),
         (
             "QLoRA fine-tune on Ray Train",
@@ -153,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluation report",
             [py, "-m", "ray_jobs.evaluate", "--labels", str(data / "test.jsonl"),
              "--scores", str(out / "scores"), "--baseline", str(out / "scores-base"),
-             "--out", str(out / "report")],
+             "--output", str(out / "report")],
         ),
     ]  # fmt: skip
     from discriminator import modeling

@@ -2,14 +2,17 @@
 
 Usage (local, or on the cluster through Ray's job API; no Ray objects are needed):
 
-    python -m ray_jobs.evaluate --labels data/eval.jsonl --scores runs/scores --out runs/eval
+    python -m ray_jobs.evaluate --labels data/eval.jsonl --scores runs/scores --output runs/eval
     ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.evaluate \
-        --labels /shared/eval.jsonl --scores /shared/scores --out /shared/eval --threshold 0.3
+        --labels /shared/eval.jsonl --scores /shared/scores --output /shared/eval --threshold 0.3
 
 Under `ray job submit` the code is uploaded, never notes: every path is absolute, on storage
 the head node sees; a relative one stops the job.
 
-Precedence: defaults < --config YAML < --labels/--scores/--out/--threshold/... < --set key=value.
+Precedence: defaults < --config YAML < --labels/--scores/--output/--threshold/... < --set
+(any EvalConfig field, e.g. --set bootstrap=200); a bad value stops the job with one line
+`config error: ...`. Labels in other columns (MIMIC-style): --text-column text
+--id-column note_id.
 Without --threshold the scorer's verdicts decide. The report shows the training curves from the
 adapter's metrics.json (--train-metrics, else the adapter named in the scores' _manifest.json)
 and a few examples per category with their generated reasons; note text only with --show-text
@@ -19,89 +22,94 @@ or for synthetic labels. The output folder is created owner-only; stdout gets a 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from discriminator import console
-from discriminator.config import (
-    ConfigError,
-    EvalConfig,
-    add_config_args,
-    add_verbose_arg,
-    dump_yaml,
-    load_config,
-)
+from discriminator.config import ConfigError, EvalConfig, dump_yaml, load_config
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
+from discriminator.flags import (
+    add_config_args,
+    add_config_flag,
+    add_verbose_arg,
+    config_error,
+    config_targets,
+    flags_to_tree,
+    job_parser,
+)
 from discriminator.metrics import EvalError, format_summary
 from discriminator.runtime import UploadPathError, check_job_paths
 
+FLAGS = {  # --flag: (EvalConfig field, help)
+    "labels": ("labels", "labelled records (JSONL, CSV/TSV, .gz/.zst, parquet)"),
+    "scores": ("scores", "folder of the scorer's parquet output"),
+    "output": ("out", "output folder for metrics.json and report.html"),
+    "threshold": ("threshold", "p_error >= T means error (unset: the scorer's verdicts)"),
+    "text-column": ("text_column", "labels column with the note text"),
+    "id-column": ("id_column", "labels column joined to the scores' note_id"),
+    "train-metrics": (
+        "train_metrics",
+        "the adapter's metrics.json for the training curves (unset: <adapter>/metrics.json of "
+        "the adapter named in the scores' _manifest.json, when there is one)",
+    ),
+    "target-recall": (
+        "target_recall",
+        "also report the threshold that reaches recall R (0-1) and the figures",
+    ),
+    "target-precision": (
+        "target_precision",
+        "also report the threshold that reaches precision P (0-1) and the figures",
+    ),
+    "baseline": (
+        "baseline",
+        "scores of a baseline on the same notes (e.g. score --base-only): side by side, with the "
+        "paired difference and its 95%% interval",
+    ),
+    "group-column": (
+        "group_column",
+        "resample patients, not notes: the label field or kept score column with each note's "
+        "patient (unset: patient_id, else subject_id, when present; 'note': notes)",
+    ),
+    "calibrate-on": (
+        "calibrate_on",
+        "choose the --target-* threshold on these scores (e.g. the eval split's) and report it "
+        "on --scores (unset: re-chosen in every resample, reported out of bag)",
+    ),
+    "calibrate-labels": ("calibrate_labels", "labels of --calibrate-on (unset: --labels)"),
+    "bootstrap": ("bootstrap", "resamples behind the 95%% intervals (0: none)"),
+}
+KWARGS: dict[str, dict] = {
+    "labels": {"metavar": "PATH"},
+    "scores": {"metavar": "DIR"},
+    "output": {"metavar": "DIR"},
+    "threshold": {"metavar": "T"},
+    "text-column": {"metavar": "NAME"},
+    "id-column": {"metavar": "NAME"},
+    "train-metrics": {"metavar": "PATH"},
+    "target-recall": {"metavar": "R"},
+    "target-precision": {"metavar": "P"},
+    "baseline": {"metavar": "SCORES_DIR"},
+    "group-column": {"metavar": "NAME"},
+    "calibrate-on": {"metavar": "SCORES_DIR"},
+    "calibrate-labels": {"metavar": "PATH"},
+    "bootstrap": {"metavar": "N"},
+}
+ALIASES = {"output": ["--out"]}
+
 
 def parse_args(argv: list[str] | None = None) -> tuple[EvalConfig, bool, bool]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_args(parser)
-    parser.add_argument("--labels", help="labelled records (JSONL or parquet)")
-    parser.add_argument("--scores", help="folder of the scorer's parquet output")
-    parser.add_argument("--out", help="output folder for metrics.json and report.html")
-    parser.add_argument("--threshold", type=float, help="p_error >= T means error")
-    parser.add_argument(
-        "--train-metrics",
-        metavar="PATH",
-        help="the adapter's metrics.json for the training curves (default: <adapter>/metrics.json "
-        "of the adapter named in the scores' _manifest.json, when there is one)",
-    )
-    parser.add_argument(
-        "--target-recall",
-        type=float,
-        metavar="R",
-        help="also report the threshold that reaches recall R (0-1) and the figures there",
-    )
-    parser.add_argument(
-        "--target-precision",
-        type=float,
-        metavar="P",
-        help="also report the threshold that reaches precision P (0-1) and the figures there",
-    )
-    parser.add_argument(
-        "--baseline",
-        metavar="SCORES_DIR",
-        help="scores of a baseline on the same notes (e.g. score --base-only): side by side, "
-        "with the paired difference and its 95%% interval",
-    )
-    parser.add_argument(
-        "--group-column",
-        metavar="NAME",
-        help="resample patients, not notes: the label field or kept score column with each "
-        "note's patient (default: patient_id, else subject_id, when present; 'note': notes)",
-    )
-    parser.add_argument(
-        "--calibrate-on",
-        metavar="SCORES_DIR",
-        help="choose the --target-* threshold on these scores (e.g. the eval split's) and report "
-        "it on --scores (default: re-chosen in every resample, reported out of bag)",
-    )
-    parser.add_argument(
-        "--calibrate-labels", metavar="PATH", help="labels of --calibrate-on (default: --labels)"
-    )
-    parser.add_argument(
-        "--bootstrap",
-        type=int,
-        metavar="N",
-        help="resamples behind the 95%% intervals (default 1000; 0: none)",
-    )
+    parser = job_parser("python -m ray_jobs.evaluate", __doc__)
+    add_config_args(parser, "bootstrap=200")
+    for flag, (target, text) in FLAGS.items():
+        names = [f"--{flag}", *ALIASES.get(flag, [])]
+        add_config_flag(parser, EvalConfig, target, *names, help=text, **KWARGS[flag])
     add_verbose_arg(parser)
-    parser.add_argument(
-        "--show-text",
-        action="store_true",
-        default=None,
+    add_config_flag(
+        parser, EvalConfig, "show_text", "--show-text", action="store_const", const=True,
         help="show note text (PHI) in the report's examples table; synthetic labels always do",
-    )
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    keys = ("labels", "scores", "out", "threshold", "train_metrics", "show_text",
-            "target_recall", "target_precision", "baseline", "bootstrap",
-            "group_column", "calibrate_on", "calibrate_labels")  # fmt: skip
-    flags = {k: getattr(args, k) for k in keys}
-    extra = {k: v for k, v in flags.items() if v is not None}
+    extra = flags_to_tree(args, config_targets(parser))
     cfg = load_config(EvalConfig, args.config, args.overrides, extra)
     for name in ("target_recall", "target_precision"):
         value = getattr(cfg, name)
@@ -118,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, print_only, verbose = parse_args(argv)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     if print_only:
         print(dump_yaml(cfg), end="")
         return 0
@@ -156,6 +163,7 @@ def _run(cfg: EvalConfig) -> int:
             group_column=cfg.group_column,
             calibrate_on=cfg.calibrate_on,
             calibrate_labels=cfg.calibrate_labels,
+            text_column=cfg.text_column,
         )
     except (ConfigError, DataError, EvalError) as e:
         print(f"error: {e}", file=sys.stderr)

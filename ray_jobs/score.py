@@ -15,7 +15,8 @@ MIMIC-IV-Note:
     python -m ray_jobs.score --adapter A --input note/discharge.csv.gz --output O \\
         --text-column text --id-column note_id --keep-columns subject_id,hadm_id
 The base model, its quantization and the prompt version come from the adapter's discriminator.json
-(set model.name_or_path only to point at a local copy of that base). CPU smoke run:
+(set model.name_or_path only to point at a local copy of that base). Any other field: --set
+scoring.batch_tokens=16384; a bad value stops the job with one line `config error: ...`. CPU smoke run:
     python -m ray_jobs.score --config ray_jobs/configs/smoke_score.yaml --adapter A --input F --output O
 The console shows the job's progress; library output goes to <output>/_logs/ (-v shows it too).
 """
@@ -30,16 +31,17 @@ os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from discriminator import console
-from discriminator.config import (
-    ConfigError,
-    ScoreConfig,
-    add_config_args,
-    add_verbose_arg,
-    config_tree,
-    dump_yaml,
-    from_dict,
-)
+from discriminator.config import ConfigError, ScoreConfig, config_tree, dump_yaml, from_dict
 from discriminator.console import local_log_dir
+from discriminator.flags import (
+    add_config_args,
+    add_config_flag,
+    add_verbose_arg,
+    config_error,
+    config_targets,
+    flags_to_tree,
+    job_parser,
+)
 from discriminator.runtime import UploadPathError, check_job_paths, private_dir
 
 FLAGS = {  # --flag: (config field, help)
@@ -49,51 +51,50 @@ FLAGS = {  # --flag: (config field, help)
         "JSONL/CSV/TSV (.gz, .zst)/parquet files, folders or globs (paths or URIs)",
     ),
     "output": ("io.output", "output directory; an existing one is resumed"),
-    "text-column": ("io.text_column", "column with the note text (default: note)"),
-    "id-column": ("io.id_column", "column with the note id (default: id; else <file>:<row>)"),
+    "text-column": ("io.text_column", "column with the note text"),
+    "id-column": ("io.id_column", "column with the note id (rows without one: <file>:<row>)"),
     "generate": ("scoring.generate", "generate the reason for all / none / notes >= threshold"),
-    "threshold": ("scoring.threshold", "verdict is error when p_error >= T (default 0.5)"),
+    "threshold": ("scoring.threshold", "verdict is error when p_error >= T"),
     "keep-text": ("io.keep_text", "copy note text into the output (off: notes are PHI)"),
     "keep-columns": ("io.keep_columns", "input columns copied into the output, e.g. a,b"),
     "retry-failed": ("io.retry_failed", "re-score rows whose status is failed, in place"),
     "update": ("io.update", "score new files and appended rows into an existing --output"),
 }
 KWARGS: dict[str, dict] = {
-    "input": {"nargs": "+"},
-    "keep-text": {"action": "store_true", "default": None},
-    "retry-failed": {"action": "store_true", "default": None},
-    "update": {"action": "store_true", "default": None},
-    "keep-columns": {"type": lambda v: [c.strip() for c in v.split(",") if c.strip()]},
-    "generate": {"choices": ["always", "never", "threshold"]},
-    "threshold": {"type": float},
+    "input": {"nargs": "+", "metavar": "PATH"},
+    "output": {"metavar": "DIR"},
+    "adapter": {"metavar": "DIR"},
+    "keep-text": {"action": "store_const", "const": True},
+    "retry-failed": {"action": "store_const", "const": True},
+    "update": {"action": "store_const", "const": True},
+    "text-column": {"metavar": "NAME"},
+    "id-column": {"metavar": "NAME"},
+    "keep-columns": {
+        "type": lambda v: [c.strip() for c in v.split(",") if c.strip()],
+        "metavar": "A,B",
+    },
+    "generate": {"metavar": "{always,never,threshold}"},
+    "threshold": {"metavar": "T"},
 }
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    add_config_args(p)
+    p = job_parser("python -m ray_jobs.score", __doc__)
+    add_config_args(p, "scoring.batch_tokens=16384")
     add_verbose_arg(p)
     for flag, (target, text) in FLAGS.items():
-        p.add_argument(f"--{flag}", help=f"{text} [{target}]", **KWARGS.get(flag, {}))
+        add_config_flag(p, ScoreConfig, target, f"--{flag}", help=text, **KWARGS.get(flag, {}))
     p.add_argument(
         "--base-only",
         action="store_true",
-        help="score with the base model alone (zero-shot, no adapter, whatever the config says):\n"
-        "the baseline for `ray_jobs.evaluate --baseline`; base from --set model.name_or_path\n"
+        help="score with the base model alone (zero-shot, no adapter, whatever the config says): "
+        "the baseline for `ray_jobs.evaluate --baseline`; base from --set model.name_or_path "
         "or the config",
     )
     args = p.parse_args(argv)
     if args.base_only and args.adapter:
         p.error("--base-only scores without an adapter: drop --adapter")
-    extra: dict = {}
-    for flag, (target, _) in FLAGS.items():
-        if (value := getattr(args, flag.replace("-", "_"))) is not None:
-            *heads, leaf = target.split(".")
-            node = extra
-            for h in heads:
-                node = node.setdefault(h, {})
-            node[leaf] = value
-    return args, extra
+    return args, flags_to_tree(args, config_targets(p))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         notes = apply_adapter_provenance(tree)
         cfg = from_dict(ScoreConfig, tree)
     except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     except ScoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

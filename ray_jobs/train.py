@@ -7,42 +7,39 @@ paths on storage every node sees; run.num_workers auto trains on every GPU of th
     ray job submit --runtime-env cluster/runtime-env.yaml -- python -m ray_jobs.train \\
         --config ray_jobs/configs/llama31_8b_qlora.yaml --set data.train_path=/shared/train.jsonl \\
         --set data.eval_path=/shared/eval.jsonl --set run.storage_path=/shared/ray \\
-        --set run.output_dir=/shared/llama3-discriminator
-The seed's flags still work and land in the same config:
-    python -m ray_jobs.train --train_data train.jsonl --eval_data eval.jsonl \\
-        --output_dir ./llama3-discriminator-v2 --num_train_epochs 4 --learning_rate 1e-4 \\
-        --per_device_train_batch_size 1 --gradient_accumulation_steps 16
+        --output /shared/llama3-discriminator
+The seed's flags work and land in the same config (its snake_case spellings, --train_data,
+--output_dir, ..., are accepted too):
+    python -m ray_jobs.train --train-data train.jsonl --eval-data eval.jsonl \\
+        --output ./llama3-discriminator-v2 --num-train-epochs 4 --learning-rate 1e-4 \\
+        --per-device-train-batch-size 1 --gradient-accumulation-steps 16
+Any other field: --set lora.r=32 (MIMIC-style columns: --set data.text_column=text
+--set data.id_column=note_id). A bad value stops the job with one line `config error: ...`.
 Re-running with the same run.name and run.storage_path resumes from the last checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from discriminator import console
-from discriminator.config import (
-    ConfigError,
-    TrainConfig,
+from discriminator.config import ConfigError, TrainConfig, dump_yaml, load_config
+from discriminator.console import local_log_dir
+from discriminator.data import DataError
+from discriminator.flags import (
     add_config_args,
     add_seed_train_flags,
     add_verbose_arg,
-    dump_yaml,
-    load_config,
+    config_error,
+    job_parser,
     seed_flags_to_tree,
 )
-from discriminator.console import local_log_dir
-from discriminator.data import DataError
 from discriminator.runtime import PrivacyError, UploadPathError, check_job_paths, init_ray
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ray_jobs.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_args(parser)
+    parser = job_parser("python -m ray_jobs.train", __doc__)
+    add_config_args(parser, "lora.r=32")
     add_seed_train_flags(parser)
     parser.add_argument("--merge", action="store_true", help="also export a merged bf16 model")
     add_verbose_arg(parser)
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides, seed_flags_to_tree(args))
     except ConfigError as e:
-        parser.error(str(e))
+        return config_error(e)
     cfg.run.merge = cfg.run.merge or args.merge
     if args.print_config:
         print(dump_yaml(cfg), end="")
@@ -76,8 +73,7 @@ def _run(cfg: TrainConfig) -> int:
     try:  # settings first: a bad value is said before the model and the data are read
         training.check_settings(cfg)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return config_error(e)
     try:  # validated before Ray starts: a missing model or bad data never reaches a worker
         console.stage("checking the base model and the data")
         check_model(cfg.model.name_or_path)

@@ -9,41 +9,32 @@ storage every node sees; one worker per trial and as many trials at a time as th
         --set train.data.train_path=/shared/train.jsonl --set train.data.eval_path=/shared/eval.jsonl
 Outputs go to <run.storage_path>/<run.name>/: trials.csv, summary.json, best.yaml (train config of
 the best trial), best-adapter/, sweep.png. Re-running the same command resumes an interrupted
-sweep; finished trials are not run again.
+sweep; finished trials are not run again. Any field: --set search.num_samples=8 (the trials'
+training config under train., e.g. --set train.lora.dropout=0.1); a bad value stops the job with
+one line `config error: ...`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from discriminator import console
-from discriminator.config import (
-    ConfigError,
-    TuneConfig,
-    add_config_args,
-    add_verbose_arg,
-    dump_yaml,
-    load_config,
-)
+from discriminator.config import ConfigError, TuneConfig, dump_yaml, load_config
 from discriminator.console import local_log_dir
 from discriminator.data import DataError
+from discriminator.flags import add_config_args, add_verbose_arg, config_error, job_parser
 from discriminator.runtime import UploadPathError, check_job_paths
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ray_jobs.tune",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_config_args(parser)
+    parser = job_parser("python -m ray_jobs.tune", __doc__)
+    add_config_args(parser, "search.num_samples=8")
     add_verbose_arg(parser)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(TuneConfig, args.config, args.overrides)
     except ConfigError as e:
-        parser.error(str(e))
+        return config_error(e)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0

@@ -364,3 +364,17 @@ def test_mimic_iv_note_discharge_csv_gz_as_it_ships(
     other = {r["note_id"]: r["p_error"] for r in rows_of(tmp_path / "j")}
     for r in rows:
         assert r["p_error"] == pytest.approx(other[r["note_id"]], rel=1e-4)
+
+
+def test_validate_checks_mimic_iv_note_as_it_ships_as_scoring_input(tmp_path, capsys):
+    """`discriminator validate --text-column text --id-column note_id discharge.csv.gz`: the
+    columns MIMIC-IV-Note ships, no labels; checked as scoring input, rows numbered as scoring
+    numbers them."""
+    from discriminator.cli import main
+
+    made = write_mimic(tmp_path / "note", 12, seed=3, mean_words=200)
+    csv_gz = made["paths"]["csv_gz"]
+    assert main(["validate", "--text-column", "text", "--id-column", "note_id", csv_gz]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("unlabelled scoring input (no 'reason' column; note text in 'text'")
+    assert "rows 12  valid 12  invalid 0" in out and "Brief Hospital Course" not in out

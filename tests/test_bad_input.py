@@ -159,13 +159,16 @@ def test_read_records_names_every_bad_row_and_never_crashes(content):
         rows = list(data.iter_jsonl_rows(path))
         assert [r[0] for r in rows] == list(want)  # every physical line, in order, once
         result = data.read_records(path)
-        bad = {p.line for p in result.problems}
+        bad = {p.line for p in result.problems if p.line}
         assert bad == {i for i, k in want.items() if k in ("invalid", "valid_score")}
+        if not result.rows_seen:  # no record at all (empty, or blank lines only): one problem
+            assert [str(p) for p in result.problems] == [f"{path}: no records"]
         assert {r.line for r in result.records} == {i for i, k in want.items() if k == "valid"}
         assert result.rows_seen == len(bad) + len(result.records)
         assert result.blank_lines == sum(k == "blank" for k in want.values())
         for p in result.problems:
-            assert str(p).startswith(f"{path}:{p.line}: ") and p.message
+            where = f"{path}:{p.line}: " if p.line else f"{path}: "
+            assert str(p).startswith(where) and p.message and ":0:" not in str(p)
             assert CANARY not in str(p)
         if result.problems:
             with pytest.raises(data.DataError) as e:
@@ -263,7 +266,7 @@ def test_scoring_parquet_with_nulls_and_missing_columns(
         rr = data.read_records(d / "t.parquet")
         if not with_note_column:
             assert [str(p) for p in rr.problems] == [
-                f"{d / 't.parquet'}:0: missing column 'note' (columns: id, body)"
+                f"{d / 't.parquet'}: missing column 'note' (columns: id, body)"
             ]
     finally:
         shutil.rmtree(d)
@@ -325,14 +328,17 @@ def test_validation_of_the_nasty_corpus_lists_every_bad_row(corpus):
 def test_unreadable_inputs_give_a_clear_file_level_error(tmp_path):
     bad = NASTY / "refused" / "corrupt.parquet"
     r = data.read_records(bad)
-    assert [str(p) for p in r.problems] == [f"{bad}:0: cannot read parquet: ArrowInvalid"]
+    assert [str(p) for p in r.problems] == [f"{bad}: cannot read parquet: ArrowInvalid"]
     with pytest.raises(scoring.ScoreError, match=f"cannot read parquet {bad}: ArrowInvalid"):
         scoring.plan_chunks([str(bad)], 4)
     r = data.read_records(tmp_path / "missing.jsonl")
     assert [p.message for p in r.problems] == ["file not found"]
-    assert data.read_records(NASTY / "empty.jsonl").rows_seen == 0
-    with pytest.raises(data.DataError, match="no valid records"):
+    empty = data.read_records(NASTY / "empty.jsonl")
+    assert empty.rows_seen == 0
+    assert [str(p) for p in empty.problems] == [f"{NASTY / 'empty.jsonl'}: no records"]
+    with pytest.raises(data.DataError) as e:
         data.load_valid(NASTY / "empty.jsonl")
+    assert str(e.value) == f"{NASTY / 'empty.jsonl'}: no records"  # one line
 
 
 @pytest.mark.slow

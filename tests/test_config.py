@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from discriminator import config as C
+from discriminator import flags as F
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "ray_jobs" / "configs"
 
@@ -88,8 +89,8 @@ def test_round_trip_through_dict():
 
 def test_seed_flags_map_onto_the_same_config(tmp_path):
     parser = argparse.ArgumentParser()
-    C.add_config_args(parser)
-    C.add_seed_train_flags(parser)
+    F.add_config_args(parser, "lora.r=32")
+    F.add_seed_train_flags(parser)
     args = parser.parse_args(
         [
             "--train_data", "train_discriminator.jsonl",
@@ -101,7 +102,7 @@ def test_seed_flags_map_onto_the_same_config(tmp_path):
             "--gradient_accumulation_steps", "16",
         ]
     )  # fmt: skip
-    from_flags = C.load_config(C.TrainConfig, None, args.overrides, C.seed_flags_to_tree(args))
+    from_flags = C.load_config(C.TrainConfig, None, args.overrides, F.seed_flags_to_tree(args))
     y = tmp_path / "same.yaml"
     y.write_text(
         "data: {train_path: train_discriminator.jsonl, eval_path: eval_discriminator.jsonl}\n"
@@ -114,10 +115,10 @@ def test_seed_flags_map_onto_the_same_config(tmp_path):
 
 def test_set_wins_over_seed_flags():
     parser = argparse.ArgumentParser()
-    C.add_config_args(parser)
-    C.add_seed_train_flags(parser)
+    F.add_config_args(parser, "lora.r=32")
+    F.add_seed_train_flags(parser)
     args = parser.parse_args(["--learning_rate", "1e-4", "--set", "optim.learning_rate=3e-4"])
-    cfg = C.load_config(C.TrainConfig, None, args.overrides, C.seed_flags_to_tree(args))
+    cfg = C.load_config(C.TrainConfig, None, args.overrides, F.seed_flags_to_tree(args))
     assert cfg.optim.learning_rate == pytest.approx(3e-4)
 
 

@@ -97,7 +97,7 @@ def test_bom_crlf_and_parquet(tmp_path):
         [
             f"{p}:2: 'note' must be a string, got null",
             f"{p}:3: 'note' is empty",
-            f"{nocol}:0: missing column 'note' (columns: text)",
+            f"{nocol}: missing column 'note' (columns: text)",
         ]
     )
 
@@ -123,3 +123,80 @@ def test_directory_and_glob_inputs(tmp_path):
     assert len(read_records(d).records) == 2
     assert len(read_records(str(d / "*.jsonl")).records) == 2
     assert read_records(d / "missing.jsonl").problems[0].message == "file not found"
+
+
+MIMIC_HEADER = ["note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime",
+                "storetime", "text"]  # fmt: skip
+
+
+def _mimic_discharge(tmp_path, rows):
+    """A MIMIC-IV-Note-shaped discharge.csv.gz: its columns, no labels, quoted multi-line text."""
+    import csv
+    import gzip
+
+    path = tmp_path / "discharge.csv.gz"
+    with gzip.open(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(MIMIC_HEADER)
+        for note_id, text in rows:
+            w.writerow([note_id, "100", "200", "DS", "1", "2180-05-07 00:00:00", "", text])
+    return path
+
+
+def test_validate_mimic_discharge_as_scoring_input(tmp_path, capsys):
+    ok = [("10-DS-1", f"Name: A {CANARY}\nline two, with a comma"), ("10-DS-2", "Name: B")]
+    path = _mimic_discharge(tmp_path, ok)
+    argv = ["validate", "--text-column", "text", "--id-column", "note_id", str(path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "unlabelled scoring input" in out and "rows 2  valid 2  invalid 0" in out
+    assert "good" not in out and CANARY not in out
+    # the default columns do not fit it: one line naming the file and its columns
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        f"{path}: missing column 'note' (columns: {', '.join(MIMIC_HEADER)})"
+    )
+
+
+def test_validate_scoring_input_problems_are_path_row_why(tmp_path, capsys):
+    rows = [("10-DS-1", "Name: A"), ("", "Name: B"), ("10-DS-3", ""), ("10-DS-1", "Name: C"),
+            ("10-DS-5", "Name: A")]  # fmt: skip
+    path = _mimic_discharge(tmp_path, rows)
+    assert main(["validate", "--text-column", "text", "--id-column", "note_id", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{path}:2: 'note_id' is empty" in lines  # rows numbered as scoring numbers them
+    assert f"{path}:3: 'text' must be a string, got null" in lines
+    assert f"duplicate id: {path}:4 repeats the 'note_id' of {path}:1" in lines
+    assert f"duplicate note: {path}:5 repeats {path}:1" in lines
+    assert not any(line.startswith("invalid:") or ":0:" in line for line in lines)
+    # a named id column the file lacks is a problem, not silently derived ids
+    assert main(["validate", "--text-column", "text", "--id-column", "nid", str(path)]) == 1
+    assert capsys.readouterr().out.startswith(f"{path}: missing column 'nid' (columns: ")
+
+
+def test_validate_empty_input_is_one_line_and_exit_1(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["validate", str(empty)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{empty}: no records"
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n")
+    with pytest.raises(DataError) as e:  # what training reads it with
+        load_valid(blank)
+    assert str(e.value) == f"{blank}: no records"
+
+
+def test_training_and_labels_read_other_column_names(tmp_path):
+    path = tmp_path / "l.jsonl"
+    rows = [{"note_id": "n1", "text": "Name: A", "reason": "good"},
+            {"note_id": "n2", "text": "Name: B", "reason": "Timeline error: x."}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = load_valid(path, text_column="text", id_column="note_id")
+    assert [(r.id, r.note, r.category) for r in result.records] == [
+        ("n1", "Name: A", "good"), ("n2", "Name: B", "timeline")
+    ]  # fmt: skip
+    assert result.records[0].meta == {}  # the named columns are not metadata
+    with pytest.raises(DataError, match="missing 'note'"):
+        load_valid(path)  # default columns: every row lacks 'note'

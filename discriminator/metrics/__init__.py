@@ -281,6 +281,8 @@ def compute_from_labels(
     """`load_and_compute` on labels already read (`labels_path` only names them in messages).
     `group_column`: what the bootstrap resamples (`join`). `calibrate_on`: scores whose notes
     (labelled by `calibrate_labels`, else by `labels`) choose the operating point's threshold."""
+    if empty := [p for p in labels.problems if p.message == "no records"]:
+        raise EvalError(str(empty[0]))
     if not labels.records:
         first = "".join(f"\n  {p}" for p in labels.problems[:5])
         raise EvalError(f"no valid label records in {labels_path}{first}")

@@ -134,8 +134,11 @@ def evaluate(
     group_column: str | None = None,
     calibrate_on: str | Path | None = None,
     calibrate_labels: str | Path | None = None,
+    text_column: str = "note",
 ) -> dict[str, Any]:
     """Labels + scores -> `metrics.json`, plots and `report.html` in `out_dir`; returns metrics.
+
+    `text_column` / `id_column`: the labels' note text and id columns (as scoring's `io.*`).
 
     `train_metrics`: the adapter's metrics.json for the training curves (default: found through
     the scores' manifest). `show_text`: note text in the examples table even for real labels.
@@ -144,8 +147,10 @@ def evaluate(
     `group_column`: what the bootstrap resamples (None: `patient_id`/`subject_id` when the data
     have one, else notes; "note": notes). `calibrate_on` (+ `calibrate_labels`, default the
     labels): scores on which the operating point's threshold is chosen."""
-    labels = read_records(labels_path)
-    cal_labels = read_records(calibrate_labels) if calibrate_labels is not None else None
+    labels = read_records(labels_path, text_column, id_column)
+    cal_labels = (
+        read_records(calibrate_labels, text_column, id_column) if calibrate_labels else None
+    )
     m, data = M.compute_from_labels(
         labels, labels_path, scores_dir, threshold, id_column, group_column=group_column,
         calibrate_on=calibrate_on, calibrate_labels=cal_labels, n_boot=n_boot,

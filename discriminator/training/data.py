@@ -39,8 +39,11 @@ def _prepare_split(
 
 def prepare_data(cfg: TrainConfig, tokenizer: Any) -> PreparedData:
     """Validate and format the data on the driver (raises `DataError` naming file:line)."""
-    train = load_valid(cfg.data.train_path, cfg.data.on_invalid)
-    eval_ = load_valid(cfg.data.eval_path, cfg.data.on_invalid) if cfg.data.eval_path else None
+    d = cfg.data
+    train = load_valid(d.train_path, d.on_invalid, d.text_column, d.id_column)
+    eval_ = (
+        load_valid(d.eval_path, d.on_invalid, d.text_column, d.id_column) if d.eval_path else None
+    )
     train_recs = train.records[: cfg.data.max_train_samples]
     eval_recs = eval_.records[: cfg.data.max_eval_samples] if eval_ else []
     budget = cfg.data.max_prompt_tokens - prompt.prompt_overhead(tokenizer)
