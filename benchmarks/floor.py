@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, machine_info
+from benchmarks import common
+from benchmarks.common import RESULTS
 from discriminator.baseline import FloorSettings, feature_spec, fit_floor, package_versions
 from discriminator.files import write_atomic
 
@@ -60,21 +60,6 @@ def auroc_interval(auc: float, n_pos: int, n_neg: int, z: float = Z95) -> list[f
     )
     half = z * math.sqrt(max(var, 0.0))
     return [max(0.0, auc - half), min(1.0, auc + half)]
-
-
-def git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        except OSError:
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(status) if status is not None else None,
-    }
 
 
 def threshold_at_specificity(p_good: list[float], specificity: float) -> float:
@@ -210,10 +195,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     overall["fold_thresholds"] = thresholds
     return {
         "benchmark": "floor",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "git": git_commit(),
-        "machine": machine_info(),
-        "versions": package_versions(),
+        **common.provenance(),
+        "versions": {**common.versions(), **package_versions()},
         "settings": {
             "n": args.n,
             "seed": args.seed,
@@ -249,8 +232,7 @@ def markdown(report: dict[str, Any]) -> str:
     chance = s["chance_recall"]
     lines = [
         f"Floor ({s['model']}, {s['features']} features) on `discriminator synth --n {s['n']} "
-        f"--seed {s['seed']} --length {s['length']}`; {report['date']}, commit "
-        f"{(report['git']['commit'] or 'unknown')[:10]}{' (dirty)' if report['git']['dirty'] else ''}.",
+        f"--seed {s['seed']} --length {s['length']}`. " + common.provenance_text({"floor": report}),
         "",
         f"- Held-out test split ({ho['train']} train, {ho['test']} test): AUROC "
         f"{ho['auroc']:.3f} [{ho['auroc_ci95'][0]:.3f}, {ho['auroc_ci95'][1]:.3f}]",
