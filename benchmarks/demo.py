@@ -13,7 +13,6 @@ on a machine that is busy with anything else: say what the machine was doing wit
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import common
+from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
 DEFAULT_OUT = common.RESULTS / "demo_cpu.json"
@@ -58,19 +58,18 @@ def markdown_table(report: dict[str, Any]) -> str:
     quality = (f"Held-out test split of the {s['notes']:,} synthetic notes: balanced accuracy "
                f"{fmt(m.get('balanced_accuracy'), '.2f')}, AUROC {fmt(m.get('auroc'), '.2f')}, "
                f"category named for {fmt(m.get('category_accuracy'), '.2f')} of detected errors; "
-               f"the base model alone: AUROC {fmt(s.get('baseline_auroc'), '.2f')}.")  # fmt: skip
+               f"the base model alone: AUROC {fmt(s.get('baseline_auroc'), '.2f')}"
+               + (f"; the bag-of-words floor: AUROC {fmt(s['floor_auroc'], '.2f')}"
+                  if "floor_auroc" in s else "") + ".")  # fmt: skip
     tail = [quality, common.provenance_text({"demo": report})]
     tail += [f"Conditions: {report['note']}."] if report.get("note") else []
     return "\n".join(lines) + "\n\n" + " ".join(tail)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="the results JSON")
+    p = job_parser("python -m benchmarks.demo", __doc__)
+    p.add_argument("--output", "--out", dest="out", default=str(DEFAULT_OUT), metavar="FILE",
+                   help="the results JSON")  # fmt: skip
     p.add_argument("--work", default=None, help="the demo's folder (default: a temporary one)")
     p.add_argument("--note", default=None, help="conditions to record with the figures")
     p.add_argument("--table", action="store_true",

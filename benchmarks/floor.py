@@ -33,6 +33,7 @@ from benchmarks import common
 from benchmarks.common import RESULTS
 from discriminator.baseline import FloorSettings, feature_spec, fit_floor, package_versions
 from discriminator.files import write_atomic
+from discriminator.flags import job_parser
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = RESULTS / "floor_cpu.json"
@@ -261,18 +262,15 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = job_parser("python -m benchmarks.floor", __doc__)
     p.add_argument("--n", type=int, default=6000, help="synthetic notes (all splits)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--length", choices=["realistic", "short"], default="short")
     p.add_argument("--features", choices=["word", "char", "both"], default="both")
     p.add_argument("--specificity", type=float, default=0.9,
                    help="share of good notes kept below each fold's threshold")  # fmt: skip
-    p.add_argument("--out", type=Path, default=OUT, help="results JSON")
+    p.add_argument("--output", "--out", dest="out", type=Path, default=OUT, metavar="FILE",
+                   help="results JSON")  # fmt: skip
     p.add_argument("--table", action="store_true",
                    help="print the Markdown table from --out and exit (nothing is run)")  # fmt: skip
     args = p.parse_args(argv)

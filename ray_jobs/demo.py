@@ -8,8 +8,11 @@ Stages, each the same command the README lists for running it alone:
   3. python -m ray_jobs.tune       a small Ray Tune sweep (skip with --skip-tune)
   4. python -m ray_jobs.score      Ray Data scoring of the held-out split to parquet
   5. python -m ray_jobs.score      the same notes scored by the base model alone (--base-only)
-  6. python -m ray_jobs.evaluate   metrics.json + report.html, with 95% intervals and the
+  6. discriminator baseline        the bag-of-words floor (TF-IDF + logistic regression) trained
+                                   on the training split, the same notes scored
+  7. python -m ray_jobs.evaluate   metrics.json + report.html, with 95% intervals and the
                                    adapter's gain over its base (--baseline)
+  8. python -m ray_jobs.evaluate   the adapter beside the floor (OUT/report-floor)
 
 Where the time went is printed at the end and written to OUT/summary.json: each stage's wall time
 and, inside each job, its phases (imports and settings, building the tiny base on first use,
@@ -148,10 +151,22 @@ def main(argv: list[str] | None = None) -> int:
              "--output", str(out / "scores-base"), "--generate", "never"],
         ),
         (
+            "the bag-of-words floor on the same notes",
+            [str(Path(py).parent / "discriminator"), "baseline",
+             "--train", str(data / "train.jsonl"), "--input", str(data / "test.jsonl"),
+             "--output", str(out / "scores-floor")],
+        ),
+        (
             "evaluation report",
             [py, "-m", "ray_jobs.evaluate", "--labels", str(data / "test.jsonl"),
              "--scores", str(out / "scores"), "--baseline", str(out / "scores-base"),
              "--output", str(out / "report")],
+        ),
+        (
+            "the adapter beside the floor",
+            [py, "-m", "ray_jobs.evaluate", "--labels", str(data / "test.jsonl"),
+             "--scores", str(out / "scores"), "--baseline", str(out / "scores-floor"),
+             "--output", str(out / "report-floor")],
         ),
     ]  # fmt: skip
     from discriminator import modeling
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [*cmd, "--verbose"]
         short = cmd[cmd.index("-m") + 1].split(".")[-1] if "-m" in cmd else cmd[1]
         short += "-base" if "--base-only" in cmd else ""
+        short += "-floor" if str(out / "report-floor") in cmd else ""
         st = _stage(i, total, title, cmd, out / "timings" / f"{i}-{short}.json")
         timed.append({"short": short, **st})
 
@@ -172,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     from discriminator.numbers import fmt
 
     metrics = json.loads((out / "report" / "metrics.json").read_text())
+    floor = json.loads((out / "report-floor" / "metrics.json").read_text()).get("baseline") or {}
     seconds = time.time() - t0
     summary = {
         "seconds": round(seconds, 1),
@@ -180,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "stages": timed,
         "metrics": {k: metrics.get(k) for k in ("balanced_accuracy", "auroc", "category_accuracy")},
         "baseline_auroc": (metrics.get("baseline") or {}).get("baseline_auroc"),
+        "floor_auroc": floor.get("baseline_auroc"),
         "bootstrap_unit": (metrics.get("intervals") or {}).get("bootstrap_unit"),
     }
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -201,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  the base model alone: AUROC {fmt(base['baseline_auroc'])}; the adapter's gain "
             f"{figure_text(base, 'auroc_diff')} AUROC, {figure_text(base, 'balanced_accuracy_diff')} "
             "balanced accuracy"
+        )
+    if floor:
+        print(
+            f"  the bag-of-words floor: AUROC {fmt(floor.get('baseline_auroc'))}; the adapter's "
+            f"gain {figure_text(floor, 'auroc_diff')} AUROC ({out / 'report-floor'})"
         )
     return 0
 

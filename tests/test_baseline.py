@@ -239,7 +239,10 @@ def test_floor_benchmark_reports_every_kind_and_prints_the_table_from_its_json(t
     rep = json.loads(out.read_text())
     assert {r["kind"] for r in rep["kinds"]} == set(ERROR_KINDS)
     assert sum(r["n"] for r in rep["kinds"]) == rep["cross_validated"]["errors"]
-    assert rep["cross_validated"]["notes"] == 200 and len(rep["git_commit"].removesuffix("-dirty")) == 40
+    assert (
+        rep["cross_validated"]["notes"] == 200
+        and len(rep["git_commit"].removesuffix("-dirty")) == 40
+    )
     assert rep["cross_validated"]["specificity"] >= 0.9
     assert rep["versions"]["scikit-learn"] and rep["machine"]["cpus"]
     for r in rep["kinds"]:

@@ -136,10 +136,13 @@ def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
     # where the time went: every stage, and inside each job its start-up and its phases
     summary = json.loads((out / "summary.json").read_text())
     assert [st["short"] for st in summary["stages"]] == [
-        "synth", "train", "tune", "score", "score-base", "evaluate"
+        "synth", "train", "tune", "score", "score-base", "baseline", "evaluate", "evaluate-floor"
     ]  # fmt: skip
     assert sum(st["seconds"] for st in summary["stages"]) <= summary["seconds"]
-    for st in summary["stages"][1:]:
+    for st in summary["stages"]:
+        if st["short"] in ("synth", "baseline"):  # no job console: wall time only
+            assert st["phases"] == [], st
+            continue
         phases = [ph["phase"] for ph in st["phases"]]
         assert phases[0] == "process start" and phases[-1] == "exit", st
         assert abs(sum(ph["seconds"] for ph in st["phases"]) - st["seconds"]) < 1.0, st
@@ -157,6 +160,11 @@ def test_demo_console_is_short_and_noise_goes_to_the_stage_logs(tmp_path):
     base = metrics["baseline"]
     assert base["notes"] == metrics["counts"]["evaluated"] and base["auroc_diff_ci95"]
     assert "the base model alone: AUROC" in shown
+    # and beside the bag-of-words floor, on exactly the same notes
+    floor = json.loads((out / "report-floor" / "metrics.json").read_text())["baseline"]
+    assert summary["floor_auroc"] == floor["baseline_auroc"] is not None
+    assert floor["notes"] == metrics["counts"]["evaluated"]
+    assert "the bag-of-words floor: AUROC" in shown
     page = (out / "report" / "report.html").read_text()
     assert "Against the baseline" in page and "95% interval" in page
     logs = {
