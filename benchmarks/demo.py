@@ -2,8 +2,9 @@
 
     python -m benchmarks.demo --note "idle 2-core machine"   # ~4 min on 2 cores
     python -m benchmarks.demo --table                        # the table from the JSON, no run
+    python -m benchmarks.demo --table --brief                # the README's line
 
-Runs `python -m ray_jobs.demo --out DIR` with `DISCRIMINATOR_CACHE` pointed at an empty temporary
+Runs `python -m ray_jobs.demo --output DIR` with `DISCRIMINATOR_CACHE` pointed at an empty temporary
 folder, so the `tiny` base is built and pretrained in the run (a cold model cache, as on first
 use), then records the demo's own `DIR/summary.json` (each stage's wall time and phases, the cache
 state, the held-out metrics and the base model's AUROC) with the provenance taken before the run
@@ -32,7 +33,7 @@ DEFAULT_OUT = common.RESULTS / "demo_cpu.json"
 def run_demo(work: Path, cache: Path) -> dict[str, Any]:
     """The demo into `work` with its model cache in `cache`; returns its summary.json."""
     env = {**os.environ, "DISCRIMINATOR_CACHE": str(cache)}
-    cmd = [sys.executable, "-m", "ray_jobs.demo", "--out", str(work)]
+    cmd = [sys.executable, "-m", "ray_jobs.demo", "--output", str(work)]
     subprocess.run(cmd, cwd=common.REPO, env=env, check=True)
     return json.loads((work / "summary.json").read_text())
 
@@ -66,6 +67,18 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + " ".join(tail)
 
 
+def brief(report: dict[str, Any]) -> str:
+    """One line for the README: the cold demo's time and its held-out AUROC beside its floors."""
+    s = report["summary"]
+    m = s["metrics"]
+    floor = f", bag-of-words floor {fmt(s['floor_auroc'], '.2f')}" if "floor_auroc" in s else ""
+    return (
+        f"The demo, cold on {common.provenance_text({'demo': report})[len('Measured ') : -1]}: "
+        f"{s['seconds'] / 60:.1f} min after set-up; held-out AUROC {fmt(m.get('auroc'), '.2f')} "
+        f"(the base alone {fmt(s.get('baseline_auroc'), '.2f')}{floor})."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = job_parser("python -m benchmarks.demo", __doc__)
     p.add_argument("--output", "--out", dest="out", default=str(DEFAULT_OUT), metavar="FILE",
@@ -74,13 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default=None, help="conditions to record with the figures")
     p.add_argument("--table", action="store_true",
                    help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
+    p.add_argument("--brief", action="store_true", help="with --table: one line (the README's)")
     args = p.parse_args(argv)
     if args.table:
         if not Path(args.out).exists():
             print(f"No demo figures yet: `{common.shown(Path(args.out))}` does not exist "
                   "(`python -m benchmarks.demo` writes it).")  # fmt: skip
             return 0
-        print(markdown_table(json.loads(Path(args.out).read_text())))
+        report = json.loads(Path(args.out).read_text())
+        print(brief(report) if args.brief else markdown_table(report))
         return 0
     prov = common.provenance()  # before the run: the tree and packages it measures
     scratch = Path(tempfile.mkdtemp(prefix="demo-bench-"))

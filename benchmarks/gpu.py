@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common
+from benchmarks import budget, common
 from discriminator.flags import job_parser
 from discriminator.numbers import fmt
 
@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument(
         "--deadline",
         type=float,
-        help="budget: seconds for the whole command (default 480; --smoke: 900)",
+        help=f"budget: seconds for the whole command (default {budget.DEADLINE_S:g}; "
+        f"--smoke: {budget.SMOKE_DEADLINE_S:g})",
     )
     g.add_argument("--work-dir", help="scratch folder (default: a new temp folder, removed)")
     g.add_argument("--length", choices=["short", "realistic"], help="synthetic note length mix")
