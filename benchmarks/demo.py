@@ -1,6 +1,6 @@
 """The local demo, cold, as a benchmark: its stage timings and quality with their provenance.
 
-    python -m benchmarks.demo --note "idle 2-core machine"   # ~4 min on 2 cores
+    python -m benchmarks.demo --note "idle 2-core machine"   # ~5 min on 2 cores
     python -m benchmarks.demo --table                        # the table from the JSON, no run
     python -m benchmarks.demo --table --brief                # the README's line
 
