@@ -64,9 +64,11 @@ def test_tiny_model_loads_in_4bit_on_cpu(tiny_model_dir):
     with torch.no_grad():
         f_logits = full(**ids).logits
     assert torch.isfinite(q_logits).all()
-    # NF4 is lossy but close: the 4-bit model is the same network
+    # NF4 is lossy but close: the 4-bit model is the same network. On this random-weight tiny
+    # model the logits differ by 0.20-0.31 relative (5-326 tokens, measured); another network
+    # (weights not loaded, a wrong layer) differs by about 1 or more.
     rel = (q_logits - f_logits).norm() / f_logits.norm()
-    assert rel < 0.2, rel
+    assert rel < 0.35, rel
 
 
 def test_llama31_8b_shape_has_8b_parameters():

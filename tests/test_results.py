@@ -327,7 +327,7 @@ def test_demo_benchmark_runs_the_demo_with_an_empty_cache(tmp_path, monkeypatch,
             return real_run(cmd, cwd=cwd, env=env, check=check, **kw)
         cache = Path(env["DISCRIMINATOR_CACHE"])
         seen.update(cmd=cmd, cwd=cwd, cache_empty=not cache.exists() or not any(cache.iterdir()))
-        work = Path(cmd[cmd.index("--out") + 1])
+        work = Path(cmd[cmd.index("--output") + 1])
         work.mkdir(parents=True)
         (work / "summary.json").write_text(json.dumps(SUMMARY))
 

@@ -767,8 +767,9 @@ def test_pipeline_matches_plain_transformers_reference(
         assert row["status"] == "ok"
         assert row["p_error"] == pytest.approx(want["p_error"], rel=REL_TOL)
         assert row["off_decision"] == pytest.approx(want["off"], rel=REL_TOL, abs=1e-9)
-        # the adapter is really applied: the base alone gives a different answer
-        assert abs(want["p_error_base"] - want["p_error"]) > 100 * REL_TOL * want["p_error"]
+        # the adapter is really applied: the base alone gives a different answer, far outside the
+        # tolerance the pipeline is held to (the small random adapter moves p_error ~1%)
+        assert abs(want["p_error_base"] - want["p_error"]) > 20 * REL_TOL * want["p_error"]
         parsed = parse_reason(ANSWER_PREFIX + want["text"])
         if parsed.verdict != "unparsed":
             assert (row["verdict"], row["reason"]) == (parsed.verdict, parsed.reason)
