@@ -138,6 +138,24 @@ def git_commit(repo: Path = REPO) -> str | None:
 PROVENANCE_KEYS = ("date", "git_commit", "machine", "versions")
 
 
+def add_table_arg(parser: Any) -> None:
+    """`--table`: print the docs' table from the results file named by --output; run nothing."""
+    parser.add_argument("--table", action="store_true",
+                        help="print the report in --output as a markdown table; nothing is run")  # fmt: skip
+
+
+def print_table(parser: Any, path: str | Path, render: Any, missing: str | None = None) -> int:
+    """`--table`: `render(report)` of the results file at `path`, printed. A missing file is
+    `missing` printed (what the docs show before the first run) or else a usage error."""
+    if not Path(path).is_file():
+        if missing is None:
+            parser.error(f"{path} not found: run the benchmark first")
+        print(missing)
+        return 0
+    print(render(json.loads(Path(path).read_text())))
+    return 0
+
+
 def provenance() -> dict[str, Any]:
     """What a measured section records about its own run: when (ISO date), at which commit, on
     which machine, with which packages. Take it once when the run starts and stamp every

@@ -85,18 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="the results JSON")  # fmt: skip
     p.add_argument("--work", default=None, help="the demo's folder (default: a temporary one)")
     p.add_argument("--note", default=None, help="conditions to record with the figures")
-    p.add_argument("--table", action="store_true",
-                   help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
+    common.add_table_arg(p)
     p.add_argument("--brief", action="store_true", help="with --table: one line (the README's)")
     args = p.parse_args(argv)
     if args.table:
-        if not Path(args.out).exists():
-            print(f"No demo figures yet: `{common.shown(Path(args.out))}` does not exist "
-                  "(`python -m benchmarks.demo` writes it).")  # fmt: skip
-            return 0
-        report = json.loads(Path(args.out).read_text())
-        print(brief(report) if args.brief else markdown_table(report))
-        return 0
+        missing = (f"No demo figures yet: `{common.shown(Path(args.out))}` does not exist "
+                   "(`python -m benchmarks.demo` writes it).")  # fmt: skip
+        return common.print_table(p, args.out, brief if args.brief else markdown_table, missing)
     prov = common.provenance()  # before the run: the tree and packages it measures
     scratch = Path(tempfile.mkdtemp(prefix="demo-bench-"))
     try:

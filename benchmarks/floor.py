@@ -271,15 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of good notes kept below each fold's threshold")  # fmt: skip
     p.add_argument("--output", "--out", dest="out", type=Path, default=OUT, metavar="FILE",
                    help="results JSON")  # fmt: skip
-    p.add_argument("--table", action="store_true",
-                   help="print the Markdown table from --out and exit (nothing is run)")  # fmt: skip
+    common.add_table_arg(p)
     args = p.parse_args(argv)
     if args.table:
-        if not args.out.is_file():
-            print(f"error: {args.out} not found; run without --table first", file=sys.stderr)
-            return 2
-        print(markdown(json.loads(args.out.read_text())))
-        return 0
+        return common.print_table(p, args.out, markdown)
     if not 0 < args.specificity < 1:
         print("error: --specificity must be between 0 and 1", file=sys.stderr)
         return 2

@@ -421,14 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="runs/learning", help="data and checkpoints (resumable)")
     p.add_argument("--output", "--out", dest="out", default=str(DEFAULT_OUT), metavar="FILE",
                    help="the JSON report")  # fmt: skip
-    p.add_argument("--table", action="store_true",
-                   help="print the report in --output as a markdown table (with intervals); no run")  # fmt: skip
+    common.add_table_arg(p)
     args = p.parse_args(argv)
     if args.table:
-        if not Path(args.out).exists():
-            p.error(f"{args.out} not found: run the benchmark first")
-        print(markdown_table(json.loads(Path(args.out).read_text()), args.models))
-        return 0
+        return common.print_table(p, args.out, lambda r: markdown_table(r, args.models))
     args.models = args.models or ["smollm2", "tiny"]
     args.dtype = args.dtype or ("bfloat16" if common.on_cuda() else "float32")
     args.learning_rate = {"smollm2": args.lr_smollm2, "tiny": args.lr_tiny}

@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from benchmarks import archive
+from benchmarks import archive, common
 from benchmarks.common import provenance, provenance_text
 from discriminator.files import write_atomic
 from discriminator.flags import job_parser
@@ -179,14 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         "--output", "--out", dest="out", default=str(REPO / "benchmarks/results/score_cpu.json"),
         metavar="FILE", help="the JSON report",
     )  # fmt: skip
-    ap.add_argument("--table", action="store_true",
-                    help="print the report in --out as a markdown table; nothing is run")  # fmt: skip
+    common.add_table_arg(ap)
     args = ap.parse_args(argv)
     if args.table:
-        if not Path(args.out).exists():
-            ap.error(f"{args.out} not found: run the benchmark first")
-        print(markdown_table(json.loads(Path(args.out).read_text())))
-        return 0
+        return common.print_table(ap, args.out, markdown_table)
     prov = provenance()  # before the run: the tree and packages it measures
 
     import ray

@@ -252,4 +252,6 @@ def test_floor_benchmark_reports_every_kind_and_prints_the_table_from_its_json(t
     assert floor.main(["--table", "--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert table.strip() in printed and table.count("\n| ") == len(ERROR_KINDS) + 1
-    assert floor.main(["--table", "--out", str(tmp_path / "none.json")]) == 2
+    with pytest.raises(SystemExit) as e:  # no results yet: a usage error, as every --table says
+        floor.main(["--table", "--out", str(tmp_path / "none.json")])
+    assert e.value.code == 2 and "run the benchmark first" in capsys.readouterr().err
