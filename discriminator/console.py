@@ -38,7 +38,7 @@ from pathlib import Path
 
 from discriminator.files import write_atomic
 
-TAGS = ("train", "tune", "score", "eval", "model", "demo", "data")
+TAGS = ("train", "tune", "score", "eval", "model", "demo", "data", "floor")
 HEARTBEAT_S = 25.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Ray's worker-log prefix, e.g. "(RayTrainWorker pid=123, ip=10.0.0.2) ", and its dedup suffix.
