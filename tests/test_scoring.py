@@ -417,6 +417,25 @@ def test_a_failed_batch_tokenization_is_counted_and_said_not_swallowed(tiny_mode
     assert "5 note(s) tokenized one at a time" in caplog.text
 
 
+def test_slow_paths_reach_the_counter_and_a_lost_counter_fails_no_batch(ray_local, caplog):
+    import ray
+
+    from discriminator.scoring import prepare
+
+    counter = scoring.write.progress_counter()
+    prepare.SEEN["a test's slow path"] += 3
+    prepare.report_seen(counter)
+    assert ray.get(counter.noted.remote())["a test's slow path"] == 3
+    prepare.report_seen(counter)  # only what is new since the last report is sent
+    assert ray.get(counter.noted.remote())["a test's slow path"] == 3
+    ray.kill(counter)  # its node lost: the batch goes on, the counts are said in the log
+    prepare.SEEN["a test's slow path"] += 1
+    with caplog.at_level("WARNING", logger="discriminator.scoring.prepare"):
+        prepare.report_seen(counter)
+    assert "slow paths not reported to the job" in caplog.text
+    del prepare.SEEN["a test's slow path"], prepare._SENT["a test's slow path"]
+
+
 def test_per_tokenizer_caches_keep_no_tokenizer_alive_and_stay_bounded():
     import gc
     import weakref

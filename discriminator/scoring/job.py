@@ -375,7 +375,13 @@ def run_scoring(cfg: ScoreConfig, scorer: type = Scorer) -> dict[str, Any]:
             counter,
             tuple(cfg.io.keep_columns),
         )
-        seen = ray.get(counter.noted.remote())
+        try:
+            seen = ray.get(counter.noted.remote(), timeout=30)
+        except Exception as e:  # the counter was lost with its node: the scores are all there
+            log.warning("the job's counter did not answer (%s): slow paths not counted", e)
+            seen = {
+                "notes scored with their slow paths uncounted (the job's counter was lost)": scored
+            }
         for what, n in seen.items():
             log.warning("%s: %s", what, f"{n:,}")
 

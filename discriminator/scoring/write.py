@@ -139,8 +139,11 @@ def read_output(output: str, columns: list[str] | None = None) -> pa.Table:
 
 def progress_counter() -> Any:
     """A zero-CPU actor the scorer actors add their scored rows to, so the driver's progress
-    moves while a chunk is still being scored (rows reach the driver a whole chunk at a time)."""
+    moves while a chunk is still being scored (rows reach the driver a whole chunk at a time).
+    It lives on the driver's node, so losing another node does not lose it; every call to it is
+    one the job can do without (`_Progress._poll`, `prepare.report_seen`, `job.run_scoring`)."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     @ray.remote(num_cpus=0)
     class Counter:
@@ -162,7 +165,8 @@ def progress_counter() -> Any:
         def noted(self) -> dict[str, int]:
             return dict(sorted(self.seen.items()))
 
-    return Counter.remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return Counter.options(scheduling_strategy=here).remote()
 
 
 def _console_stage() -> str:
