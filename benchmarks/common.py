@@ -30,6 +30,19 @@ from discriminator.files import write_atomic
 from discriminator.numbers import fmt, percentiles
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def in_repo() -> Any:
+    """The repository root as the working directory (contextlib.chdir is Python >= 3.11)."""
+    before = os.getcwd()
+    os.chdir(REPO)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 RESULTS = REPO / "benchmarks" / "results"
 CONFIGS = REPO / "ray_jobs" / "configs"
 PACKAGES = (

@@ -37,7 +37,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO as ROOT
+from benchmarks.common import in_repo
+
 DOC_FILES = ["README.md", "docs/**/*.md", "benchmarks/README.md"]
 CONFIG_JOBS = {"train", "tune", "score", "evaluate"}  # they take --print-config
 REPO_DIRS = ("cluster/", "ray_jobs/", "benchmarks/", "tests/", "discriminator/", "docs/")
@@ -399,7 +401,7 @@ def evaluate_block(example) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory(prefix="docs-check-") as tmp:
         for argv in commands(example.parsed):
             try:
-                with _in_root():
+                with in_repo():
                     check_command(argv, Path(tmp))
             except DocCommandError as e:
                 shown = " ".join(argv)
@@ -411,16 +413,6 @@ def evaluate_block(example) -> None:  # type: ignore[no-untyped-def]
                 run_block(example.parsed, Path(tmp))
             except DocCommandError as e:
                 raise DocCommandError(f"{where} (run): {e}") from None
-
-
-@contextlib.contextmanager
-def _in_root() -> Iterator[None]:
-    here = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        yield
-    finally:
-        os.chdir(here)
 
 
 def parser():  # type: ignore[no-untyped-def]
