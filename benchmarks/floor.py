@@ -73,9 +73,10 @@ def threshold_at_specificity(p_good: list[float], specificity: float) -> float:
 
 
 def _auc(y: list[int], p: list[float]) -> float | None:
-    from sklearn.metrics import roc_auc_score
+    """The evaluation's AUROC (Mann-Whitney, average ranks for ties; None with one class)."""
+    from discriminator.metrics import auroc
 
-    return float(roc_auc_score(y, p)) if 0 < sum(y) < len(y) else None
+    return auroc(y, p)
 
 
 def synth_splits(n: int, seed: int, length: str) -> dict[str, list[dict]]:
